@@ -1,0 +1,5 @@
+import sys
+
+from deepaq.cli import main
+
+sys.exit(main())
