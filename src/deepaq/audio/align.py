@@ -1,0 +1,79 @@
+"""Time alignment of full-reference pairs by cross-correlation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import signal
+
+from deepaq.errors import AlignmentError
+
+# Below this normalised cross-correlation at the best lag, the two signals are taken to
+# share no content within the search range. Unrelated 5 s signals score about 0.01; every
+# codec of deepaq.codecs down to 8 kbps scored 0.19 or more on the ViSQOL test music.
+MIN_CORRELATION = 0.1
+
+
+@dataclass(frozen=True)
+class AlignedPair:
+    """Reference and degraded, delay-compensated and trimmed to their common length."""
+
+    reference: np.ndarray
+    degraded: np.ndarray
+    delay_samples: int  # positive: the degraded signal lags the reference
+    correlation: float  # normalised cross-correlation at that delay
+
+
+def estimate_delay(
+    reference: np.ndarray,
+    degraded: np.ndarray,
+    max_delay: int,
+    analysis_samples: int | None = None,
+) -> tuple[int, float]:
+    """Lag (in samples) of `degraded` behind `reference`, and the normalised peak height.
+
+    Both are `[channels, samples]`; channels are averaged for the estimate. Only the first
+    `analysis_samples` of each are used, which keeps memory bounded on long files.
+    """
+    r = reference.mean(axis=0, dtype=np.float64)[:analysis_samples]
+    d = degraded.mean(axis=0, dtype=np.float64)[:analysis_samples]
+    xc = signal.correlate(d, r, mode="full", method="fft")
+    lags = signal.correlation_lags(d.size, r.size, mode="full")
+    window = np.abs(lags) <= max_delay
+    xc, lags = xc[window], lags[window]
+    best = int(np.argmax(np.abs(xc)))
+    energy = np.sqrt(np.dot(r, r) * np.dot(d, d))
+    corr = float(abs(xc[best]) / energy) if energy > 0 else 0.0
+    return int(lags[best]), corr
+
+
+def align_pair(
+    reference: np.ndarray,
+    degraded: np.ndarray,
+    sample_rate: int,
+    *,
+    max_delay_s: float = 1.0,
+    analysis_s: float = 60.0,
+    names: tuple[str, str] = ("reference", "degraded"),
+) -> AlignedPair:
+    """Find the delay of `degraded` within +-max_delay_s, compensate it, trim to common length.
+
+    Raises `AlignmentError` when no lag in the range gives a clear correlation peak.
+    """
+    max_delay = int(round(max_delay_s * sample_rate))
+    lag, corr = estimate_delay(reference, degraded, max_delay, int(analysis_s * sample_rate))
+    if corr < MIN_CORRELATION:
+        raise AlignmentError(
+            names[1],
+            f"cannot be aligned with {names[0]} within +-{max_delay_s:g} s "
+            f"(best normalised correlation {corr:.3f} < {MIN_CORRELATION})",
+        )
+    if lag > 0:
+        degraded = degraded[:, lag:]
+    elif lag < 0:
+        reference = reference[:, -lag:]
+    n = min(reference.shape[1], degraded.shape[1])
+    if n == 0:
+        raise AlignmentError(names[1], f"has no overlap with {names[0]} after removing a delay of {lag} samples")
+    return AlignedPair(reference[:, :n], degraded[:, :n], lag, corr)
