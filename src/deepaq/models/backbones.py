@@ -1,0 +1,93 @@
+"""Backbone interface and registry.
+
+A backbone maps a mono waveform batch at its own sample rate to all of its hidden states.
+Backbones are looked up by name so a checkpoint's config.json can rebuild the right one;
+a new backbone only needs a module that calls `register_backbone` and an entry in
+`_BUILTIN_MODULES` (so `build_backbone` finds it without the caller importing it).
+
+Contract (every registered backbone is a `Backbone`):
+    sample_rate: int          rate the waveform must have (Hz)
+    num_hidden_states: int    L, how many hidden states forward returns
+    hidden_size: int          H, width of each hidden state
+    forward(waveform [B, T], lengths [B] | None) -> Tensor [L, B, frames, H]
+    frame_lengths(lengths [B]) -> [B]   valid frames per item, so padded batches pool right
+    config_dict() -> dict     JSON config that rebuilds the same architecture
+    weights_source: str | None   where the base weights came from (local folder or HF id);
+                                 None means a checkpoint must store them itself
+    lora_target_modules: tuple[str, ...]   module names LoRA attaches to
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from deepaq.errors import ConfigError
+
+BackboneFactory = Callable[[dict, "str | Path | None"], "Backbone"]
+
+_REGISTRY: dict[str, BackboneFactory] = {}
+# Modules that register backbones on import; a missing one (not written yet) is skipped.
+_BUILTIN_MODULES = ("deepaq.models.hf", "deepaq.models.compact")
+
+
+class Backbone(nn.Module):
+    """Base class of every backbone: see the module docstring for the contract."""
+
+    sample_rate: int
+    num_hidden_states: int
+    hidden_size: int
+    weights_source: str | None = None
+    lora_target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+
+    def forward(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def config_dict(self) -> dict:
+        raise NotImplementedError
+
+
+def register_backbone(name: str) -> Callable[[BackboneFactory], BackboneFactory]:
+    """Decorator: register `factory(config: dict, weights: path | id | None) -> Backbone`."""
+
+    def decorate(factory: BackboneFactory) -> BackboneFactory:
+        if name in _REGISTRY and _REGISTRY[name] is not factory:
+            raise ValueError(f"backbone {name!r} is registered twice")
+        _REGISTRY[name] = factory
+        return factory
+
+    return decorate
+
+
+def _load_builtins() -> None:
+    for module in _BUILTIN_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+def list_backbones() -> list[str]:
+    """Names of all registered backbones."""
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def build_backbone(name: str, config: dict | None = None, weights: str | Path | None = None) -> Backbone:
+    """Build backbone `name` from `config` (overrides of its defaults).
+
+    `weights` is a local folder or a Hugging Face id; None gives random weights of the same
+    architecture (used by tests and by checkpoints that store the backbone themselves).
+    """
+    _load_builtins()
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown backbone {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name](dict(config or {}), weights)

@@ -1,0 +1,110 @@
+"""The DeePAQ embedding network: backbone hidden states -> 256-d quality embedding.
+
+Every hidden state is averaged over time (padding excluded when `lengths` is given), the
+L averages are concatenated state by state (13 x 768 = 9,984 for MERT), then ReLU and a
+Linear layer map them to the embedding. Quality = distance between embeddings.
+
+Fine-tuning modes:
+    lora    LoRA (peft) on the backbone's attention query/value projections + the head (paper)
+    full    every parameter trains
+    frozen  only the head trains; the backbone stays in eval mode (no dropout)
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from deepaq.errors import ConfigError
+from deepaq.models.backbones import Backbone
+
+FINETUNE_MODES = ("lora", "full", "frozen")
+LORA_DEFAULTS = {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": None}
+
+
+class ParameterCount(NamedTuple):
+    trainable: int
+    total: int
+
+    @property
+    def share(self) -> float:
+        """Trainable fraction of all parameters (0.0293 for the paper's set-up)."""
+        return self.trainable / self.total if self.total else 0.0
+
+
+class DeepaqNet(nn.Module):
+    """Backbone + mean pooling + ReLU + Linear; `embed(waveform)` gives `[B, embed_dim]`.
+
+    `info` carries what a checkpoint must remember besides weights: model_id, version,
+    window_seconds (and anything a scorer needs); it is saved into config.json.
+    """
+
+    def __init__(self, backbone: Backbone, embed_dim: int = 256, finetune: str = "lora",
+                 lora: dict | None = None, info: dict | None = None):
+        super().__init__()
+        if finetune not in FINETUNE_MODES:
+            raise ConfigError(f"finetune must be one of {FINETUNE_MODES}, got {finetune!r}")
+        unknown = set(lora or {}) - set(LORA_DEFAULTS)
+        if unknown:
+            raise ConfigError(f"unknown LoRA settings {sorted(unknown)}; known: {sorted(LORA_DEFAULTS)}")
+        self.backbone = backbone
+        self.embed_dim = embed_dim
+        self.finetune = finetune
+        self.lora = {**LORA_DEFAULTS, **(lora or {})}
+        if self.lora["target_modules"] is None:
+            self.lora["target_modules"] = list(backbone.lora_target_modules)
+        self.info = dict(info or {})
+        self.head = nn.Sequential(nn.ReLU(), nn.Linear(backbone.num_hidden_states * backbone.hidden_size, embed_dim))
+        self._apply_finetune()
+
+    def _apply_finetune(self) -> None:
+        if self.finetune == "full":
+            return
+        for p in self.backbone.parameters():
+            p.requires_grad_(False)
+        if self.finetune == "lora":
+            from peft import LoraConfig, inject_adapter_in_model
+
+            cfg = LoraConfig(r=self.lora["r"], lora_alpha=self.lora["alpha"], lora_dropout=self.lora["dropout"],
+                             target_modules=list(self.lora["target_modules"]), bias="none")
+            inject_adapter_in_model(cfg, self.backbone)
+            for name, p in self.backbone.named_parameters():
+                p.requires_grad_("lora_" in name)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.backbone.sample_rate
+
+    def train(self, mode: bool = True) -> "DeepaqNet":
+        super().train(mode)
+        if self.finetune == "frozen":
+            self.backbone.eval()
+        return self
+
+    def pooled(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """`[B, T]` -> `[B, L * H]`: each hidden state averaged over its valid frames."""
+        states = self.backbone(waveform, lengths)  # [L, B, F, H]
+        if lengths is None:
+            means = states.mean(dim=2)
+        else:
+            frames = self.backbone.frame_lengths(lengths).clamp(1, states.shape[2])
+            mask = torch.arange(states.shape[2], device=states.device)[None, :] < frames[:, None]
+            mask = mask.to(states.dtype)[None, :, :, None]
+            means = (states * mask).sum(dim=2) / frames.to(states.dtype)[None, :, None]
+        return means.transpose(0, 1).reshape(waveform.shape[0], -1)
+
+    def embed(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Quality embeddings `[B, embed_dim]` of mono waveforms `[B, T]` at `self.sample_rate`."""
+        if waveform.dim() != 2:
+            raise ValueError(f"waveform must be [batch, samples], got shape {tuple(waveform.shape)}")
+        return self.head(self.pooled(waveform, lengths))
+
+    forward = embed
+
+
+def count_parameters(model: nn.Module) -> ParameterCount:
+    """Trainable and total parameter counts (share = trainable / total)."""
+    params = list(model.parameters())
+    return ParameterCount(sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params))
