@@ -22,6 +22,8 @@ from deepaq.errors import DeepaqError
 # verb -> module under deepaq.commands; the order is the order of `deepaq --help`.
 VERBS: dict[str, str] = {
     "degrade": "degrade",
+    "build-data": "build_data",
+    "label": "label",
 }
 
 

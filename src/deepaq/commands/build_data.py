@@ -1,0 +1,60 @@
+"""`deepaq build-data`: clean audio folders -> coded, ViSQOL- and bitrate-labelled dataset."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+HELP = "build a weak-label training set: clips, codec grid, ViSQOL + bitrate labels, manifest"
+EXAMPLE = (
+    "deepaq build-data corpus/music corpus/speech -o work/dataset --workers 2 --csv\n"
+    "  deepaq build-data corpus -o work/small --codecs opus,mp3 --bitrates 16,64,128 --max-clips 2 --lowpass 3500,7000"
+)
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="CLEAN_DIR", help="folders of clean audio (searched recursively)")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="DATASET_DIR", help="dataset folder (created; rerun the same command to resume)")
+    parser.add_argument("--clip-seconds", type=float, default=5.0, help="clip length (default 5 s, as MERT was pre-trained on)")
+    parser.add_argument("--max-clips", type=int, default=10, help="at most this many clips per source file (default 10)")
+    parser.add_argument("--codecs", type=_names, default=("opus", "mp3", "aac"), help="comma-separated codecs (default opus,mp3,aac)")
+    parser.add_argument("--bitrates", type=_floats, default=(16, 32, 48, 64, 80, 96, 128), help="comma-separated kbps (default the paper's 16,32,48,64,80,96,128)")
+    parser.add_argument("--lowpass", type=_floats, default=(), metavar="HZ,...", help="also add low-pass anchors at these cutoffs (e.g. 3500,7000)")
+    parser.add_argument("--split", type=_floats, default=(0.8, 0.1, 0.1), metavar="TRAIN,VAL,TEST", help="split ratios by source file (default 0.8,0.1,0.1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the train/validation/test split (default 0)")
+    parser.add_argument("--mono", action="store_true", help="downmix to mono before coding (default: code and store stereo sources as stereo)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: all CPU cores)")
+    parser.add_argument("--csv", action="store_true", help="also write manifest.csv")
+
+
+def run(args: argparse.Namespace) -> int:
+    from deepaq.data.build import BuildConfig, build_dataset
+
+    config = BuildConfig(
+        clip_seconds=args.clip_seconds,
+        max_clips_per_source=args.max_clips,
+        codecs=args.codecs,
+        bitrates=args.bitrates,
+        lowpass_hz=args.lowpass,
+        split_ratios=args.split,
+        seed=args.seed,
+        mono=args.mono,
+    )
+    summary = build_dataset(args.inputs, args.output, config, workers=args.workers, write_csv=args.csv)
+    print(
+        f"{summary.manifest}: {summary.items} items from {summary.clips} clips of {summary.sources} source files; "
+        f"{summary.errors} errors" + (f" (see {summary.manifest.parent / 'errors.csv'})" if summary.errors else "")
+    )
+    return 0

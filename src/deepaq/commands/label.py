@@ -1,0 +1,27 @@
+"""`deepaq label`: ViSQOL v3 (and bitrate) labels for a CSV of reference/degraded pairs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+HELP = "label reference/degraded pairs from a CSV with ViSQOL v3 (audio mode, 48 kHz); resumable"
+EXAMPLE = (
+    "deepaq label pairs.csv -o labels.csv --workers 2\n"
+    "  (pairs.csv: header reference,degraded[,id][,bitrate_kbps]; paths relative to the CSV)"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("pairs", type=Path, metavar="PAIRS.csv", help="CSV with columns reference,degraded and optional id, bitrate_kbps")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="LABELS.csv", help="output CSV; if it exists, pairs already scored are skipped")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: all CPU cores)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from deepaq.data.labels import label_pairs
+
+    scored, errors = label_pairs(args.pairs, args.output, workers=args.workers)
+    print(f"{args.output}: {scored} pairs scored now; {errors} rows with errors (column 'error')")
+    return 0

@@ -1,0 +1,389 @@
+"""Build a weak-label dataset: clean corpus -> clips -> coded items -> ViSQOL/bitrate labels -> manifest.
+
+Steps, each resumable through the journal in `DATASET/.deepaq-build/`:
+1. find the audio files under the input folders and split them train/validation/test by
+   source file (a seeded permutation of the sorted file list, so no recording is in two splits);
+2. scan each source (in parallel): resample to 48 kHz and choose non-silent clip positions;
+3. per clip (in parallel): write the clean clip, code it with every codec and bitrate of the
+   grid, write each result, and label each stored file with ViSQOL v3 against the stored clean
+   clip; the clean item gets its self-score and bitrate infinity;
+4. write `manifest.parquet` (and `manifest.csv`) from the journal, and `errors.csv`.
+
+Audio is stored as 48 kHz 16-bit FLAC with the channels it was coded with (stereo sources
+stay stereo, as in the paper's CD-quality corpus; `mono=True` downmixes before coding).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, NamedTuple
+
+import numpy as np
+
+from deepaq.data.labels import CLEAN_BITRATE, parallel_map, visqol_scorer
+from deepaq.data.manifest import SPLITS, Journal, write_manifest
+from deepaq.errors import ConfigError, DeepaqError
+
+SAMPLE_RATE = 48_000
+SUBTYPE = "PCM_16"
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".ac3", ".mp2"})
+FRAME_SECONDS = 0.1  # resolution of the silence detector and of clip start times
+HEADROOM_PEAK = 10 ** (-1 / 20)  # clips peaking above -1 dBFS are turned down to it (codec overshoot)
+STATE_DIR = ".deepaq-build"
+
+
+class Condition(NamedTuple):
+    suffix: str  # item_id = <clip_id>__<suffix>; file audio/<clip_id>/<suffix>.flac
+    codec: str
+    bitrate_kbps: float
+    cutoff_hz: float = math.nan
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything that decides the dataset's content (the worker count does not)."""
+
+    clip_seconds: float = 5.0
+    max_clips_per_source: int = 10
+    codecs: tuple[str, ...] = ("opus", "mp3", "aac")
+    bitrates: tuple[float, ...] = (16, 32, 48, 64, 80, 96, 128)
+    lowpass_hz: tuple[float, ...] = ()
+    split_ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train, validation, test
+    seed: int = 0
+    mono: bool = False
+    silence_dbfs: float = -60.0  # a 100 ms frame below this RMS level is silent
+    max_silent_fraction: float = 0.2  # clips with more silent frames than this are skipped
+    inputs: tuple[str, ...] = field(default=())
+
+    def conditions(self) -> list[Condition]:
+        """The clean item first, then every codec x bitrate, then the low-pass anchors."""
+        items = [Condition("clean", "clean", CLEAN_BITRATE)]
+        items += [Condition(f"{c}_{b:g}", c, float(b)) for c in self.codecs for b in self.bitrates]
+        items += [Condition(f"lowpass_{hz:g}", "lowpass", math.nan, float(hz)) for hz in self.lowpass_hz]
+        return items
+
+    def check(self) -> None:
+        """Raise ConfigError for settings that cannot work, before any work starts."""
+        from deepaq.codecs import CODECS
+
+        if not 1.0 <= self.clip_seconds <= 60:
+            raise ConfigError(f"clip length {self.clip_seconds} s must lie between 1 and 60 s (ViSQOL needs 1 s)")
+        if self.max_clips_per_source < 1:
+            raise ConfigError("max clips per source must be at least 1")
+        for codec in self.codecs:
+            if codec not in CODECS:
+                raise ConfigError(f"unknown codec {codec!r}; choose from {', '.join(CODECS)}")
+            spec = CODECS[codec]
+            bad = [b for b in self.bitrates if not spec.min_kbps <= b <= spec.max_kbps]
+            if bad:
+                raise ConfigError(f"{codec} cannot code at {bad} kbps (range {spec.min_kbps:g}-{spec.max_kbps:g})")
+        for hz in self.lowpass_hz:
+            if not 0 < hz < SAMPLE_RATE / 2:
+                raise ConfigError(f"low-pass cutoff {hz} Hz must lie between 0 and {SAMPLE_RATE // 2} Hz")
+        if len(self.split_ratios) != 3 or min(self.split_ratios) < 0 or sum(self.split_ratios) <= 0:
+            raise ConfigError(f"split ratios {self.split_ratios} must be three non-negative numbers")
+
+
+@dataclass(frozen=True)
+class Source:
+    root: str  # the input folder
+    rel: str  # path relative to it (the manifest's `source`)
+    split: str
+
+    @property
+    def key(self) -> str:
+        return f"{Path(self.root).name}/{self.rel}"
+
+
+@dataclass(frozen=True)
+class ClipTask:
+    source: Source
+    clip_id: str
+    start: int  # samples at 48 kHz
+    end: int
+    dataset: str
+    config: BuildConfig
+
+
+# ---------------------------------------------------------------- planning
+
+
+def find_sources(inputs: list[Path], config: BuildConfig) -> list[Source]:
+    """Every audio file under the input folders, each assigned to a split."""
+    found: list[tuple[str, str]] = []
+    for root in inputs:
+        if not root.is_dir():
+            raise ConfigError(f"{root}: not a folder of clean audio")
+        files = [
+            p for p in root.rglob("*")
+            if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
+            and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        ]
+        found += [(str(root), p.relative_to(root).as_posix()) for p in files]
+    if not found:
+        raise ConfigError(f"no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) under {', '.join(map(str, inputs))}")
+    found.sort(key=lambda rf: (Path(rf[0]).name, rf[1], rf[0]))
+    splits = assign_splits(len(found), config.split_ratios, config.seed)
+    return [Source(root, rel, split) for (root, rel), split in zip(found, splits)]
+
+
+def assign_splits(n: int, ratios: tuple[float, float, float], seed: int) -> list[str]:
+    """Split labels for n sorted items: exact counts by largest remainder, then a seeded shuffle.
+
+    Every split with a non-zero ratio gets at least one item when there are enough items.
+    """
+    weights = np.asarray(ratios, dtype=float) / sum(ratios)
+    counts = np.floor(weights * n).astype(int)
+    for i in np.argsort(-(weights * n - counts), kind="stable")[: n - counts.sum()]:
+        counts[i] += 1
+    for i in np.flatnonzero((weights > 0) & (counts == 0)):
+        donor = int(np.argmax(counts))
+        if counts[donor] > 1:
+            counts[donor] -= 1
+            counts[i] += 1
+    labels = np.repeat(np.asarray(SPLITS), counts)
+    return list(labels[np.random.default_rng(seed).permutation(n)])
+
+
+def clip_positions(x: np.ndarray, config: BuildConfig) -> list[int]:
+    """Start samples (48 kHz) of non-overlapping, mostly non-silent clips, spread over the file."""
+    frame = int(FRAME_SECONDS * SAMPLE_RATE)
+    mono = x.mean(axis=0, dtype=np.float64)
+    n_frames = mono.size // frame
+    clip_frames = int(round(config.clip_seconds / FRAME_SECONDS))
+    if n_frames < clip_frames:
+        return []
+    power = np.mean(mono[: n_frames * frame].reshape(n_frames, frame) ** 2, axis=1)
+    silent = power < 10 ** (config.silence_dbfs / 10)
+    silent_before = np.concatenate([[0], np.cumsum(silent)])
+    allowed = int(config.max_silent_fraction * clip_frames)
+    starts, pos = [], 0
+    while pos + clip_frames <= n_frames:
+        if silent_before[pos + clip_frames] - silent_before[pos] <= allowed:
+            starts.append(pos)
+            pos += clip_frames
+        else:
+            pos += 1
+    if len(starts) > config.max_clips_per_source:
+        pick = np.round(np.linspace(0, len(starts) - 1, config.max_clips_per_source)).astype(int)
+        starts = [starts[i] for i in pick]
+    return [s * frame for s in starts]
+
+
+def clip_id(source: Source, start: int) -> str:
+    """Readable and unique: a slug of the file name, a hash of its path, the start in ms."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", Path(source.rel).with_suffix("").as_posix()).strip("-")[-40:] or "clip"
+    digest = hashlib.sha1(source.key.encode("utf-8")).hexdigest()[:6]
+    return f"{slug}-{digest}-{round(start * 1000 / SAMPLE_RATE):08d}"
+
+
+def load_source(source: Source, mono: bool) -> np.ndarray:
+    """The source file at 48 kHz: mono or stereo (more than two channels are downmixed to mono)."""
+    from deepaq.audio import load_audio
+
+    x, _ = load_audio(Path(source.root) / source.rel, sample_rate=SAMPLE_RATE, mono=False)
+    if mono or x.shape[0] > 2:
+        x = x.mean(axis=0, keepdims=True, dtype=np.float32)
+    return x
+
+
+def scan_source(source: Source, config: BuildConfig) -> dict[str, Any]:
+    """Journal record for one source: its clip start samples, or the error that stopped it."""
+    try:
+        starts = clip_positions(load_source(source, config.mono), config)
+    except DeepaqError as exc:
+        return {"kind": "source", "key": source.key, "starts": [], "error": str(exc)}
+    return {"kind": "source", "key": source.key, "starts": starts, "error": ""}
+
+
+def _scan(task: tuple[Source, BuildConfig]) -> dict[str, Any]:
+    return scan_source(*task)
+
+
+# ---------------------------------------------------------------- one clip
+
+
+def build_clip(task: ClipTask) -> dict[str, Any]:
+    """Write and label every item of one clip; returns its journal record (rows and errors)."""
+    config, source, root = task.config, task.source, Path(task.dataset)
+    folder = root / "audio" / task.clip_id
+    record: dict[str, Any] = {"kind": "clip", "clip_id": task.clip_id, "rows": [], "errors": []}
+    try:
+        clean = load_source(source, config.mono)[:, task.start : task.end]
+        peak = float(np.abs(clean).max())
+        if peak > HEADROOM_PEAK:
+            clean = clean * np.float32(HEADROOM_PEAK / peak)
+        clean_path = _write(folder / "clean.flac", clean)
+    except DeepaqError as exc:
+        record["errors"].append(_error(task, "clean", "read", exc))
+        return record
+    from deepaq.codecs import codec_versions, degrade, lowpass
+
+    scorer = visqol_scorer()
+    common = {
+        "clip_id": task.clip_id,
+        "source": source.rel,
+        "clip_start_s": task.start / SAMPLE_RATE,
+        "clip_end_s": task.end / SAMPLE_RATE,
+        "split": source.split,
+        "sample_rate": SAMPLE_RATE,
+        "seed": config.seed,
+        "codec_versions": json.dumps(codec_versions(), sort_keys=True),
+        "visqol_version": scorer.version,
+    }
+    for cond in config.conditions():
+        path = folder / f"{cond.suffix}.flac"
+        stage = "code"
+        try:
+            if cond.codec == "lowpass":
+                _write(path, lowpass(clean, SAMPLE_RATE, cond.cutoff_hz))
+            elif cond.codec != "clean":
+                _write(path, degrade(clean, SAMPLE_RATE, cond.codec, cond.bitrate_kbps))
+            stage = "label"
+            mos = scorer.score(reference=clean_path, degraded=path)
+        except DeepaqError as exc:
+            path.unlink(missing_ok=True)
+            record["errors"].append(_error(task, cond.suffix, stage, exc))
+            if cond.codec == "clean":  # nothing else can be labelled without the reference
+                return record
+            continue
+        record["rows"].append({
+            **common,
+            "item_id": f"{task.clip_id}__{cond.suffix}",
+            "codec": cond.codec,
+            "bitrate_kbps": cond.bitrate_kbps,
+            "visqol_mos": mos,
+            "path": path.relative_to(root).as_posix(),
+        })
+    return record
+
+
+def _write(path: Path, x: np.ndarray) -> Path:
+    from deepaq.audio import write_audio
+
+    return write_audio(path, x, SAMPLE_RATE, subtype=SUBTYPE)
+
+
+def _error(task: ClipTask, suffix: str, stage: str, exc: Exception) -> dict[str, str]:
+    return {"item_id": f"{task.clip_id}__{suffix}", "source": task.source.key, "stage": stage, "error": str(exc)}
+
+
+# ---------------------------------------------------------------- the whole build
+
+
+@dataclass
+class BuildSummary:
+    sources: int
+    clips: int
+    items: int
+    errors: int
+    manifest: Path
+
+
+def build_dataset(
+    inputs: list[Path], dataset: Path, config: BuildConfig, *, workers: int, write_csv: bool = False
+) -> BuildSummary:
+    """Build (or resume building) the dataset in `dataset`; see the module docstring."""
+    inputs = [Path(p).resolve() for p in inputs]
+    config = BuildConfig(**{**asdict(config), "inputs": tuple(map(str, inputs))})
+    config.check()
+    dataset = Path(dataset).resolve()
+    state = dataset / STATE_DIR
+    _check_same_config(state / "config.json", config)
+    _remove_partial_files(dataset / "audio")
+    journal = Journal(state / "journal.jsonl")
+    records = list(journal.records())
+
+    sources = find_sources(inputs, config)
+    _check_same_sources(state / "sources.json", sources)
+    scanned = {r["key"]: r for r in records if r["kind"] == "source"}
+    to_scan = [(s, config) for s in sources if s.key not in scanned]
+    for _, record in parallel_map(_scan, to_scan, workers=workers, total=len(to_scan), desc="scan", unit="file"):
+        journal.append(record)
+        scanned[record["key"]] = record
+
+    built = {r["clip_id"]: r for r in records if r["kind"] == "clip"}
+    clip_samples = int(round(config.clip_seconds * SAMPLE_RATE))
+    tasks = list(_clip_tasks(sources, scanned, clip_samples, str(dataset), config))
+    todo = [t for t in tasks if t.clip_id not in built]
+    per_clip = len(config.conditions())
+    for _, record in parallel_map(
+        build_clip, todo, workers=workers, total=len(todo) * per_clip, desc="build", unit="item",
+        weight=lambda r: per_clip,
+    ):
+        journal.append(record)
+        built[record["clip_id"]] = record
+
+    rows = [row for t in tasks for row in built[t.clip_id]["rows"]]
+    errors = [
+        {"item_id": "", "source": r["key"], "stage": "scan", "error": r["error"]}
+        for r in scanned.values() if r["error"]
+    ] + [e for t in tasks for e in built[t.clip_id]["errors"]]
+    manifest = write_manifest(rows, dataset, csv=write_csv)
+    _write_errors(dataset / "errors.csv", errors)
+    return BuildSummary(len(sources), len(tasks), len(rows), len(errors), manifest)
+
+
+def _clip_tasks(
+    sources: list[Source], scanned: dict[str, dict], clip_samples: int, dataset: str, config: BuildConfig
+) -> Iterator[ClipTask]:
+    for source in sources:
+        for start in scanned[source.key]["starts"]:
+            yield ClipTask(source, clip_id(source, start), start, start + clip_samples, dataset, config)
+
+
+def _check_same_config(path: Path, config: BuildConfig) -> None:
+    """First run: remember the settings. Later runs: refuse to mix in different settings."""
+    wanted = json.loads(json.dumps(asdict(config)))
+    if path.exists():
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if stored != wanted:
+            changed = sorted(k for k in wanted if stored.get(k) != wanted[k])
+            raise ConfigError(
+                f"{path.parent.parent}: was built with other settings ({', '.join(changed)} differ); "
+                "rerun with the same settings to resume, or choose a new output folder"
+            )
+        return
+    _write_json(path, wanted)
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(value, indent=1), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _check_same_sources(path: Path, sources: list[Source]) -> None:
+    """The split depends on the whole file list: refuse to resume over a changed corpus."""
+    listed = [[s.key, s.split] for s in sources]
+    if path.exists():
+        if json.loads(path.read_text(encoding="utf-8")) != listed:
+            raise ConfigError(
+                f"{path.parent.parent}: the input folders no longer hold the same audio files as when "
+                "this dataset was started (the split depends on them); choose a new output folder"
+            )
+        return
+    _write_json(path, listed)
+
+
+def _remove_partial_files(audio: Path) -> None:
+    """Temporary files a killed run left behind (finished files are only ever renamed into place)."""
+    if audio.is_dir():
+        for tmp in audio.glob("*/.*.tmp*"):
+            tmp.unlink(missing_ok=True)
+
+
+def _write_errors(path: Path, errors: list[dict[str, str]]) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=["item_id", "source", "stage", "error"])
+        writer.writeheader()
+        writer.writerows(errors)
+    tmp.replace(path)
