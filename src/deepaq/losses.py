@@ -1,0 +1,70 @@
+"""Rank-N-Contrast (Zha et al., NeurIPS 2023) and the DeePAQ training loss.
+
+For anchor i and another candidate j, S(i, j) = {k != i : |y_i - y_k| >= |y_i - y_j|} (ties
+included) and s(a, b) = -||f(a) - f(b)||_2 / tau; then
+
+    L_i = -1/(N_i - 1) * sum_{j != i} log( exp(s_ij) / sum_{k in S(i,j)} exp(s_ik) ).
+
+The denominators are computed for all (i, j) at once with an [anchors, N, N] mask (fine for
+batches of a few hundred) and a masked log-sum-exp, which is the stable form of the
+reference implementation's "subtract the row max, then exp".
+
+DeePAQ loss: L = 1/N * [ sum_i L^visqol_i + w * sum_{i coded} L^bitrate_i ], w = 1 in the paper.
+How items enter the bitrate term (kbps, L1 distance):
+  * coded items (finite bitrate) are anchors and candidates;
+  * clean items (bitrate = +inf) are candidates only: seen from any coded anchor they lie
+    farther than every coded item and tie with each other (+inf >= +inf), i.e. they form
+    the best rank; they are not anchors (the paper sums over coded items, and inf - inf
+    has no order);
+  * items with no bitrate (NaN, e.g. low-pass anchors) take no part in the bitrate term.
+Every item with a finite ViSQOL label is anchor and candidate of the ViSQOL term.
+"""
+
+from __future__ import annotations
+
+import torch
+
+DEFAULT_TEMPERATURE = 2.0
+
+
+def rnc_loss(features: torch.Tensor, labels: torch.Tensor, temperature: float = DEFAULT_TEMPERATURE,
+             anchors: torch.Tensor | None = None, candidates: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-anchor Rank-N-Contrast losses `[A]` for features `[N, D]` and labels `[N]`.
+
+    `candidates` (bool `[N]`, default all) are the items j and k may range over; `anchors`
+    (bool `[N]`, default = candidates) are the i; anchors outside the candidates are ignored.
+    An anchor with no other candidate gets loss 0. Labels may be +inf for candidates.
+    """
+    n = features.shape[0]
+    everyone = torch.ones(n, dtype=torch.bool, device=features.device)
+    cand = everyone if candidates is None else candidates.to(torch.bool)
+    anch = cand if anchors is None else anchors.to(torch.bool) & cand
+    idx = anch.nonzero().squeeze(1)
+    cols = torch.arange(n, device=features.device)
+    valid = cand[None, :] & (cols[None, :] != idx[:, None])  # [A, N] allowed j and k
+    logits = -torch.linalg.vector_norm(features[idx, None, :] - features[None, :, :], dim=-1) / temperature
+    dist = (labels[idx, None] - labels[None, :]).abs()  # [A, N]; clean vs coded = inf
+    # in_s[a, j, k]: k is in S(a, j). k == j is always set so rows of invalid j stay finite.
+    in_s = (valid[:, None, :] & (dist[:, None, :] >= dist[:, :, None])) | torch.eye(n, dtype=torch.bool,
+                                                                                      device=features.device)
+    masked = torch.where(in_s, logits[:, None, :], torch.full_like(logits[:, None, :], float("-inf")))
+    log_prob = logits - torch.logsumexp(masked, dim=-1)  # [A, N] log( exp(s_aj) / sum_S exp(s_ak) )
+    log_prob = torch.where(valid, log_prob, torch.zeros_like(log_prob))
+    return -log_prob.sum(dim=1) / valid.sum(dim=1).clamp(min=1)
+
+
+def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.Tensor,
+                temperature: float = DEFAULT_TEMPERATURE, bitrate_weight: float = 1.0
+                ) -> tuple[torch.Tensor, dict[str, float]]:
+    """The DeePAQ loss of a batch and its parts (for logging), see the module docstring."""
+    n = embeddings.shape[0]
+    visqol_terms = rnc_loss(embeddings, visqol, temperature, candidates=torch.isfinite(visqol))
+    total = visqol_terms.sum() / n
+    parts = {"loss_visqol": float(visqol_terms.sum().detach()) / n, "loss_bitrate": 0.0}
+    if bitrate_weight:
+        coded = torch.isfinite(bitrate)
+        bitrate_terms = rnc_loss(embeddings, bitrate, temperature, anchors=coded,
+                                 candidates=coded | torch.isposinf(bitrate))
+        total = total + bitrate_weight * bitrate_terms.sum() / n
+        parts["loss_bitrate"] = float(bitrate_terms.sum().detach()) / n
+    return total, parts

@@ -1,0 +1,90 @@
+"""Rank-N-Contrast against a plain loop written from the formula, gradients, edge cases."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from deepaq.losses import deepaq_loss, rnc_loss
+
+
+def loop_rnc(f, y, tau, anchors, candidates):
+    """The formula, one term at a time (slow, obvious)."""
+    losses = []
+    for i in anchors:
+        others = [j for j in candidates if j != i]
+        total = 0.0
+        for j in others:
+            s = lambda k: -torch.linalg.vector_norm(f[i] - f[k]) / tau  # noqa: E731
+            s_set = [k for k in others if abs(y[i] - y[k]) >= abs(y[i] - y[j])]
+            total = total - (s(j) - torch.log(sum(torch.exp(s(k)) for k in s_set)))
+        losses.append(total / len(others) if others else torch.tensor(0.0, dtype=f.dtype))
+    return torch.stack(losses)
+
+
+def test_matches_loop_with_ties():
+    g = torch.Generator().manual_seed(0)
+    f = torch.randn(12, 5, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 4, (12,), generator=g).to(torch.float64)  # many ties
+    for tau in (2.0, 0.5):
+        torch.testing.assert_close(rnc_loss(f, y, tau), loop_rnc(f, y, tau, range(12), range(12)),
+                                   rtol=0, atol=1e-6)
+
+
+def test_bitrate_term_clean_items_are_candidates_at_the_top():
+    g = torch.Generator().manual_seed(1)
+    f = torch.randn(8, 4, generator=g, dtype=torch.float64)
+    b = torch.tensor([16, 32, 32, 128, float("inf"), float("inf"), float("nan"), 64], dtype=torch.float64)
+    coded = torch.isfinite(b)
+    got = rnc_loss(f, b, 2.0, anchors=coded, candidates=coded | torch.isposinf(b))
+    # the same ranking with clean items at a finite bitrate far above the rest
+    b_finite = torch.where(torch.isposinf(b), torch.tensor(1e9, dtype=torch.float64), b)
+    want = loop_rnc(f, b_finite, 2.0, [0, 1, 2, 3, 7], [0, 1, 2, 3, 4, 5, 7])
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+
+
+def test_total_loss_parts_and_no_bitrate_ablation():
+    g = torch.Generator().manual_seed(2)
+    f = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    v = torch.tensor([4.7, 3.0, 2.1, 4.7, 3.9, 1.5], dtype=torch.float64)
+    b = torch.tensor([float("inf"), 32, 16, float("inf"), 64, float("nan")], dtype=torch.float64)
+    total, parts = deepaq_loss(f, v, b)
+    lv = loop_rnc(f, v, 2.0, range(6), range(6)).sum() / 6
+    lb = loop_rnc(f, torch.nan_to_num(b, posinf=1e9), 2.0, [1, 2, 4], [0, 1, 2, 3, 4]).sum() / 6
+    torch.testing.assert_close(total, lv + lb, rtol=0, atol=1e-6)
+    assert parts["loss_visqol"] == pytest.approx(float(lv)) and parts["loss_bitrate"] == pytest.approx(float(lb))
+    only_visqol, parts = deepaq_loss(f, v, b, bitrate_weight=0.0)
+    torch.testing.assert_close(only_visqol, lv, rtol=0, atol=1e-6)
+    assert parts["loss_bitrate"] == 0.0
+
+
+def test_gradcheck():
+    g = torch.Generator().manual_seed(3)
+    f = torch.randn(5, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    v = torch.tensor([1.0, 2.0, 2.0, 3.5, 5.0], dtype=torch.float64)
+    b = torch.tensor([16.0, 32.0, float("inf"), 32.0, float("nan")], dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda x: deepaq_loss(x, v, b)[0], (f,))
+
+
+def test_all_equal_labels_and_tiny_batches():
+    f = torch.zeros(5, 4, requires_grad=True)
+    loss = rnc_loss(f, torch.full((5,), 3.0))
+    # every j shares one denominator over all others: -log(1 / 4) per anchor
+    torch.testing.assert_close(loss, torch.full((5,), math.log(4)))
+    loss.sum().backward()
+    assert torch.isfinite(f.grad).all()
+    g = torch.randn(5, 4, requires_grad=True)
+    total, _ = deepaq_loss(g, torch.full((5,), 3.0), torch.full((5,), float("inf")))
+    total.backward()
+    assert torch.isfinite(total) and torch.isfinite(g.grad).all()
+    single = rnc_loss(torch.randn(1, 4), torch.tensor([1.0]))
+    assert single.tolist() == [0.0]
+
+
+def test_loss_prefers_label_ordered_embeddings():
+    y = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+    ordered = y[:, None] * torch.tensor([[1.0, 0.0]])
+    shuffled = y[[3, 0, 4, 1, 2], None] * torch.tensor([[1.0, 0.0]])
+    assert rnc_loss(ordered, y).mean() < rnc_loss(shuffled, y).mean()
