@@ -1,0 +1,225 @@
+"""PEAQ Basic end to end: input checks, data boundaries, framing, MOVs, neural network.
+
+    from deepaq.baselines.peaq import peaq
+    result = peaq(reference="ref.wav", degraded="coded.wav")
+    result.odg, result.distortion_index, result.movs["AvgModDiff1B"], result.mms_2f
+
+Conventions of ITU-R BS.1387-1 as implemented by Kabal's PQevalAudio (the implementation
+the 2f-model was fitted with): 48 kHz; a full-scale sine is 92 dB SPL; stereo MOVs are
+computed per channel and averaged (the detection probability takes the louder channel per
+band); frames before the reference's data boundary (5-sample window, sum of |x| > 200 on
+the 16-bit scale) warm the filters up but are not averaged; the last frame must hold at
+least half a frame of data.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from deepaq.baselines.peaq import earmodel, movs
+from deepaq.baselines.peaq import tables as T
+from deepaq.baselines.twof import mms_2f
+from deepaq.errors import AudioError
+
+# The averages need 0.5 s of delay plus a 100 ms window; below that PEAQ has nothing to say.
+MIN_SECONDS = 0.6
+BOUNDARY_WINDOW = 5  # samples summed for the data boundary
+BOUNDARY_THRESHOLD = 200.0  # sum of |x| on the 16-bit scale
+BOUNDARY_BUFFER = 2048  # PQevalAudio searches in buffers of this size (overlap 4 samples)
+END_MIN = T.HOP  # samples of data the last frame must hold
+
+
+@dataclass(frozen=True)
+class PeaqResult:
+    """PEAQ Basic outputs for one pair (ODG: 0 imperceptible ... -4 very annoying)."""
+
+    movs: dict[str, float]
+    distortion_index: float
+    odg: float
+    mms_2f: float  # 2f-model MUSHRA score from AvgModDiff1B and ADBB, 0-100
+    channels: int
+    frames: int  # PEAQ frames between the data boundaries (the ones averaged)
+    data_bounds: tuple[int, int]  # first and last sample of the reference's data
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """Flat dict: the MOVs by name, then DI, ODG, 2f MMS and the bookkeeping."""
+        out = dict(self.movs)
+        out.update(
+            distortion_index=self.distortion_index,
+            odg=self.odg,
+            mms_2f=self.mms_2f,
+            channels=self.channels,
+            frames=self.frames,
+            data_start=self.data_bounds[0],
+            data_end=self.data_bounds[1],
+        )
+        return out
+
+
+def peaq(*, reference, degraded) -> PeaqResult:
+    """PEAQ Basic of `degraded` against `reference`: the 11 MOVs, DI, ODG and the 2f MMS.
+
+    Each input is a path or an `(array, sample_rate)` tuple (array `[channels, samples]` or
+    1-D, floats in [-1, 1] or integers). Other rates are resampled to 48 kHz (with a
+    warning); mono and stereo are supported, and both inputs must have the same channel
+    count. The pair must be time-aligned already. Raises `AudioError` for unusable input.
+    """
+    ref, ref_name = _load(reference, "reference")
+    deg, deg_name = _load(degraded, "degraded")
+    if ref.shape[0] != deg.shape[0]:
+        raise AudioError(deg_name, f"has {deg.shape[0]} channel(s) but the reference {ref_name} has {ref.shape[0]}")
+    notes = []
+    if ref.shape[1] != deg.shape[1]:
+        n = min(ref.shape[1], deg.shape[1])
+        notes.append(f"lengths differ ({ref.shape[1]} vs {deg.shape[1]} samples): both cut to {n}")
+        warnings.warn(f"{deg_name}: {notes[-1]}", stacklevel=2)
+        ref, deg = ref[:, :n], deg[:, :n]
+    return evaluate(ref * T.AMAX, deg * T.AMAX, names=(ref_name, deg_name), notes=notes)
+
+
+def _load(source, role: str) -> tuple[np.ndarray, str]:
+    """Read and validate one input; returns float64 `[channels, samples]` at 48 kHz."""
+    from deepaq.audio import load_audio, resample
+
+    name = str(source) if not isinstance(source, tuple) else f"<{role} array>"
+    x, sr = load_audio(source, mono=False, name=name)
+    if x.shape[0] > 2:
+        raise AudioError(name, f"has {x.shape[0]} channels; PEAQ takes mono or stereo")
+    if sr != T.SAMPLE_RATE:
+        warnings.warn(f"{name}: resampled from {sr} Hz to 48000 Hz for PEAQ", stacklevel=3)
+        x = resample(x, sr, T.SAMPLE_RATE)
+    if x.shape[1] < MIN_SECONDS * T.SAMPLE_RATE:
+        raise AudioError(
+            name, f"is {x.shape[1] / T.SAMPLE_RATE:.3f} s long; PEAQ needs at least {MIN_SECONDS:g} s"
+        )
+    return x.astype(np.float64), name
+
+
+def data_bounds(x: np.ndarray) -> tuple[int, int] | None:
+    """First and last sample of data in `[channels, samples]` (16-bit scale), or None if none.
+
+    Data starts where the sum of |x| over 5 samples first exceeds 200 and ends where it last
+    does. With two channels PQevalAudio takes the later of the channels' starts found in the
+    same 2048-sample search buffer, and the later of their ends; this is reproduced here.
+    """
+    sums = np.lib.stride_tricks.sliding_window_view(np.abs(x), BOUNDARY_WINDOW, axis=-1).sum(-1)
+    hit = sums > BOUNDARY_THRESHOLD
+    if not hit.any():
+        return None
+    firsts = [int(np.argmax(h)) for h in hit if h.any()]
+    step = BOUNDARY_BUFFER - (BOUNDARY_WINDOW - 1)
+    earliest = min(firsts)
+    buffer_start = max(0, -(-(earliest - step + 1) // step)) * step  # first buffer holding that window
+    buffer_end = buffer_start + BOUNDARY_BUFFER - BOUNDARY_WINDOW
+    start = max(i for i in firsts if buffer_start <= i <= buffer_end)
+    end = max(int(len(h) - 1 - np.argmax(h[::-1])) for h in hit if h.any()) + BOUNDARY_WINDOW - 1
+    return start, end
+
+
+def evaluate(ref: np.ndarray, deg: np.ndarray, names=("<reference>", "<degraded>"), notes=None) -> PeaqResult:
+    """PEAQ of aligned `[channels, samples]` float64 signals already on the 16-bit scale at 48 kHz."""
+    bounds = data_bounds(ref)
+    if bounds is None:
+        raise AudioError(names[0], "is silent for PEAQ (no 5 samples sum above 200/32768 in magnitude)")
+    start_frame = bounds[0] // T.HOP
+    end_frame = max(start_frame, int((bounds[1] + 1 - END_MIN) / T.HOP))  # C truncation
+    n_frames = end_frame - start_frame + 1
+    skip = max(0, int(np.ceil(0.5 * T.FRAME_RATE)) - start_frame)  # 0.5 s settling, minus warm-up
+    window = int(np.floor(0.1 * T.FRAME_RATE))
+    if n_frames - skip < window:
+        seconds = (bounds[1] - bounds[0] + 1) / T.SAMPLE_RATE
+        raise AudioError(
+            names[0], f"has only {seconds:.3f} s of signal between its data boundaries; PEAQ needs at least {MIN_SECONDS:g} s"
+        )
+
+    per_channel = [_channel(r, d, end_frame + 1, start_frame) for r, d in zip(ref, deg)]
+    mov = _average(per_channel, n_frames, skip, window)
+    di, odg = network(mov)
+    values = dict(zip(T.MOV_NAMES, mov))
+    return PeaqResult(
+        movs=values,
+        distortion_index=di,
+        odg=odg,
+        mms_2f=mms_2f(values["AvgModDiff1B"], values["ADBB"]),
+        channels=ref.shape[0],
+        frames=n_frames,
+        data_bounds=bounds,
+        notes=list(notes or []),
+    )
+
+
+def _frames(x: np.ndarray, count: int) -> np.ndarray:
+    """`count` frames of 2048 samples every 1024, zero-padded past the end."""
+    need = (count - 1) * T.HOP + T.FRAME
+    padded = np.zeros(max(need, x.size))
+    padded[: x.size] = x
+    return np.lib.stride_tricks.sliding_window_view(padded[:need], T.FRAME)[:: T.HOP]
+
+
+def _channel(ref: np.ndarray, deg: np.ndarray, count: int, first: int) -> dict[str, np.ndarray]:
+    """Per-frame MOV precursors of one channel for the frames from `first` on."""
+    fr, ft = _frames(ref, count), _frames(deg, count)
+    x2 = earmodel.power_spectrum(np.stack([fr, ft]))
+    eb_noise = earmodel.noise_bands(x2[0], x2[1])
+    _, es = earmodel.excitation(x2)
+    ehs = earmodel.time_spread(es)
+    ep_ref, ep_test = movs.adapt(ehs[0], ehs[1])
+    mod, eavg = movs.modulation(es)
+    md1, md2, wt = movs.modulation_difference(mod[0], mod[1], eavg[0])
+    keep = slice(first, None)
+    bw_ref, bw_test = movs.bandwidth(x2[0, keep], x2[1, keep])
+    nmr_avg, nmr_max = movs.noise_to_mask(eb_noise[keep], ehs[0, keep])
+    p, q = movs.detection(ehs[0, keep], ehs[1, keep])
+    return {
+        "loud_ref": movs.loudness(ehs[0, keep]),
+        "loud_test": movs.loudness(ehs[1, keep]),
+        "md1": md1[keep],
+        "md2": md2[keep],
+        "wt": wt[keep],
+        "nl": movs.noise_loudness(mod[0], mod[1], ep_ref, ep_test)[keep],
+        "bw_ref": bw_ref,
+        "bw_test": bw_test,
+        "nmr_avg": nmr_avg,
+        "nmr_max": nmr_max,
+        "p": p,
+        "q": q,
+        "ehs": movs.harmonic_structure(fr[keep], ft[keep], x2[0, keep], x2[1, keep]),
+    }
+
+
+def _average(ch: list[dict[str, np.ndarray]], n_frames: int, skip: int, window: int) -> list[float]:
+    """Time averages over frames, averaged over channels, in the network's MOV order."""
+
+    def mean(f) -> float:
+        return float(np.mean([f(c) for c in ch]))
+
+    # RmsNoiseLoudB starts 50 ms after both signals first exceed 0.1 sone (any channel).
+    loud = min(int(np.argmax(m)) if m.any() else n_frames for m in ((c["loud_ref"] > 0.1) & (c["loud_test"] > 0.1) for c in ch))
+    skip_nl = max(loud + int(np.ceil(0.05 * T.FRAME_RATE)), skip)
+    adb, mfpd = movs.average_detection(np.stack([c["p"] for c in ch]), np.stack([c["q"] for c in ch]))
+    return [
+        mean(lambda c: movs.mean_nonnegative(c["bw_ref"])),
+        mean(lambda c: movs.mean_nonnegative(c["bw_test"])),
+        mean(lambda c: 10.0 * np.log10(np.mean(c["nmr_avg"]))),
+        mean(lambda c: movs.windowed_average(c["md1"][skip:], window)),
+        adb,
+        1000.0 * mean(lambda c: movs.mean_nonnegative(c["ehs"])),
+        mean(lambda c: movs.weighted_average(c["md1"][skip:], c["wt"][skip:])),
+        mean(lambda c: movs.weighted_average(c["md2"][skip:], c["wt"][skip:])),
+        mean(lambda c: movs.rms(c["nl"][skip_nl:])),
+        mfpd,
+        mean(lambda c: float(np.mean(c["nmr_max"] > 10.0**0.15))),
+    ]
+
+
+def network(mov: list[float] | np.ndarray) -> tuple[float, float]:
+    """The standard's neural network: MOVs -> (Distortion Index, Objective Difference Grade)."""
+    x = (np.asarray(mov, dtype=float) - T.NN_AMIN) / (T.NN_AMAX - T.NN_AMIN)
+    hidden = 1.0 / (1.0 + np.exp(-(T.NN_WXB + x @ T.NN_WX)))
+    di = float(T.NN_WYB + hidden @ T.NN_WY)
+    odg = T.ODG_MIN + (T.ODG_MAX - T.ODG_MIN) / (1.0 + np.exp(-di))
+    return di, float(odg)
