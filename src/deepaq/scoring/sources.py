@@ -1,0 +1,143 @@
+"""Audio for scoring as a stream of `[channels, n]` chunks at the model's rate.
+
+Short inputs (and arrays, and formats only FFmpeg decodes) are loaded whole with
+`deepaq.audio.load_audio` and come as one chunk. Files that libsndfile reads and that last
+longer than `STREAM_ABOVE_S` are decoded block by block, downmixed and resampled with a
+streaming soxr resampler (bit-identical to the one-shot resampler), so a 1-hour file never
+sits in memory. Full-reference pairs are aligned on their first minute and then streamed
+side by side with the delay removed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import soundfile as sf
+
+from deepaq.audio import AudioSource, align_pair, load_audio
+from deepaq.audio.io import SILENCE_PEAK
+from deepaq.errors import AudioError
+
+STREAM_ABOVE_S = 300.0
+BLOCK_S = 10.0
+ANALYSIS_S = 60.0  # audio used to find the delay of a pair
+
+
+def source_name(source: AudioSource) -> str:
+    """The file name of a path source, "<array>" for in-memory audio."""
+    return "<array>" if isinstance(source, tuple) else str(source)
+
+
+def audio_chunks(source: AudioSource, sample_rate: int, *, mono: bool = True,
+                 stream_above_s: float = STREAM_ABOVE_S) -> Iterator[np.ndarray]:
+    """Float32 `[channels, n]` chunks of `source` at `sample_rate`, validated."""
+    info = _soundfile_info(source)
+    if info is None or info.frames / info.samplerate <= stream_above_s:
+        yield load_audio(source, sample_rate=sample_rate, mono=mono)[0]
+        return
+    yield from _stream_file(Path(source), info, sample_rate, mono)
+
+
+def _soundfile_info(source: AudioSource):
+    if isinstance(source, tuple):
+        return None
+    try:
+        return sf.info(str(source))
+    except Exception:  # missing, unreadable or not libsndfile's: load_audio reports it
+        return None
+
+
+def _stream_file(path: Path, info, sample_rate: int, mono: bool) -> Iterator[np.ndarray]:
+    import soxr
+
+    channels = 1 if mono else info.channels
+    resampler = None
+    if info.samplerate != sample_rate:
+        resampler = soxr.ResampleStream(info.samplerate, sample_rate, channels, dtype="float32", quality="HQ")
+    peak = 0.0
+    blocksize = int(BLOCK_S * info.samplerate)
+    try:
+        for block in sf.blocks(str(path), blocksize=blocksize, dtype="float32", always_2d=True):
+            if not np.isfinite(block).all():
+                raise AudioError(path, "contains NaN or infinite samples")
+            peak = max(peak, float(np.max(np.abs(block), initial=0.0)))
+            x = block.mean(axis=1, keepdims=True, dtype=np.float32) if mono and block.shape[1] > 1 else block
+            if resampler is not None:
+                x = resampler.resample_chunk(np.ascontiguousarray(x))
+            yield np.ascontiguousarray(x.T)
+    except sf.LibsndfileError as exc:
+        raise AudioError(path, f"cannot be decoded ({exc})") from None
+    if resampler is not None:
+        tail = resampler.resample_chunk(np.zeros((0, channels), np.float32), last=True)
+        yield np.ascontiguousarray(tail.T)
+    if peak < SILENCE_PEAK:
+        raise AudioError(path, "is silent (every sample is zero or below -120 dBFS)")
+
+
+def _take(chunks: Iterator[np.ndarray], samples: int) -> list[np.ndarray]:
+    """Pull chunks until they hold at least `samples` samples (or the stream ends)."""
+    taken, n = [], 0
+    for chunk in chunks:
+        taken.append(chunk)
+        n += chunk.shape[1]
+        if n >= samples:
+            break
+    return taken
+
+
+def _skip(chunks: Iterable[np.ndarray], samples: int) -> Iterator[np.ndarray]:
+    for chunk in chunks:
+        if samples >= chunk.shape[1]:
+            samples -= chunk.shape[1]
+            continue
+        yield chunk[:, samples:]
+        samples = 0
+
+
+def _zip_chunks(a: Iterator[np.ndarray], b: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """`[ca + cb, n]` chunks holding both streams side by side; stops with the shorter."""
+    pa = pb = None
+    while True:
+        if pa is None or pa.shape[1] == 0:
+            pa = next(a, None)
+        if pb is None or pb.shape[1] == 0:
+            pb = next(b, None)
+        if pa is None or pb is None:
+            return
+        n = min(pa.shape[1], pb.shape[1])
+        yield np.concatenate([pa[:, :n], pb[:, :n]], axis=0)
+        pa, pb = pa[:, n:], pb[:, n:]
+
+
+def aligned_chunks(reference: AudioSource, degraded: AudioSource, sample_rate: int, *, mono: bool = True,
+                   max_delay_s: float = 1.0, stream_above_s: float = STREAM_ABOVE_S
+                   ) -> tuple[Iterator[np.ndarray], int]:
+    """Chunks `[2 * channels, n]` (reference channels first) with the delay removed, and the delay.
+
+    The delay (in samples at `sample_rate`, positive when the degraded signal lags) is found
+    with `align_pair` on the first minute of both signals; the pair then streams on, trimmed
+    to the length they share.
+    """
+    names = (source_name(reference), source_name(degraded))
+    ref = audio_chunks(reference, sample_rate, mono=mono, stream_above_s=stream_above_s)
+    deg = audio_chunks(degraded, sample_rate, mono=mono, stream_above_s=stream_above_s)
+    max_delay = int(round(max_delay_s * sample_rate))
+    head_r = _take(ref, int(ANALYSIS_S * sample_rate))
+    head_d = _take(deg, int(ANALYSIS_S * sample_rate) + max_delay)
+    r = np.concatenate(head_r, axis=1)
+    d = np.concatenate(head_d, axis=1)
+    if r.shape[0] != d.shape[0]:
+        raise AudioError(names[1], f"has {d.shape[0]} channels but {names[0]} has {r.shape[0]}")
+    delay = align_pair(r, d, sample_rate, max_delay_s=max_delay_s, analysis_s=ANALYSIS_S, names=names).delay_samples
+    del r, d
+    ref = _skip(itertools.chain(head_r, ref), max(0, -delay))
+    deg = _skip(itertools.chain(head_d, deg), max(0, delay))
+    return _zip_chunks(ref, deg), delay
+
+
+def is_path(source: AudioSource) -> bool:
+    return isinstance(source, (str, os.PathLike))
