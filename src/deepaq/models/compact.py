@@ -1,0 +1,154 @@
+"""The compact backbone of the built-in default model: full-band 48 kHz, fast on a CPU.
+
+Front end (fixed, no weights): a 2048-point STFT every 20 ms (23 Hz bins up to 24 kHz),
+power summed into `n_bands` bands on a log(1 + f / 1 kHz) scale, and two features per band:
+
+    level      10 log10(mean power in the band)                       (floor -100 dB)
+    flatness   mean over the band's bins of 10 log10(power) - level   (<= 0 dB)
+
+The level sees band limits and noise; the flatness sees spectral holes and sparse
+quantisation inside a band at the STFT's full resolution, both typical codec artefacts.
+Band sums use cumulative sums along frequency, so the cost is O(bins) per frame.
+
+Trunk: a linear projection to `hidden` channels, then `blocks` residual 1-D ConvNeXt-style
+blocks over time (LayerNorm, depthwise conv with growing dilation, pointwise MLP), halving
+the frame rate after the blocks listed in `downsample_after`. Hidden states returned: the
+projection's output and every block's output (1 + blocks states, each `hidden` wide), as a
+transformer backbone returns its layers, so DeepaqNet pools them the same way.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from deepaq.models.backbones import Backbone, register_backbone
+
+DEFAULTS = {
+    "sample_rate": 48_000,
+    "n_fft": 2048,
+    "hop": 960,
+    "n_bands": 160,
+    "band_scale_hz": 1000.0,
+    "hidden": 128,
+    "blocks": 6,
+    "expansion": 2,
+    "kernel": 5,
+    "dilations": [1, 2, 4, 1, 2, 4],
+    "downsample_after": [2, 4],
+    "floor_db": -100.0,
+}
+
+
+def band_edges(n_fft: int, sample_rate: int, n_bands: int, scale_hz: float) -> list[int]:
+    """Bin edges of `n_bands` bands equally spaced on log(1 + f / scale_hz), each >= 1 bin wide."""
+    bins = n_fft // 2 + 1
+    top = math.log1p((sample_rate / 2) / scale_hz)
+    edges = [0]
+    for b in range(1, n_bands + 1):
+        f = scale_hz * math.expm1(top * b / n_bands)
+        edge = min(bins, max(edges[-1] + 1, round(f / (sample_rate / n_fft)) + 1))
+        edges.append(edge)
+    edges[-1] = bins
+    return sorted(set(edges))
+
+
+class BandFeatures(nn.Module):
+    """Waveform [B, T] -> band level and flatness [B, frames, 2 * bands] (see module docstring)."""
+
+    def __init__(self, n_fft: int, hop: int, sample_rate: int, n_bands: int, scale_hz: float, floor_db: float):
+        super().__init__()
+        self.n_fft, self.hop, self.floor_db = n_fft, hop, floor_db
+        edges = torch.tensor(band_edges(n_fft, sample_rate, n_bands, scale_hz))
+        self.register_buffer("lo", edges[:-1], persistent=False)
+        self.register_buffer("hi", edges[1:], persistent=False)
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        self.n_bands = len(edges) - 1
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        spec = torch.stft(waveform, self.n_fft, self.hop, window=self.window, center=True, return_complex=True)
+        power = (spec.real**2 + spec.imag**2) * (4.0 / self.window.sum() ** 2)  # full-scale sine ~ 0 dB
+        floor = 10 ** (self.floor_db / 10)
+        db = 10 * torch.log10(power + floor)  # [B, bins, frames]
+        widths = (self.hi - self.lo).to(power.dtype)[None, :, None]
+        zero = power.new_zeros(power.shape[0], 1, power.shape[2])
+        cum_p = torch.cat([zero, power.cumsum(1)], 1)
+        cum_db = torch.cat([zero, db.cumsum(1)], 1)
+        mean_p = (cum_p[:, self.hi] - cum_p[:, self.lo]) / widths
+        level = 10 * torch.log10(mean_p.clamp_min(0) + floor)
+        flatness = (cum_db[:, self.hi] - cum_db[:, self.lo]) / widths - level
+        # fixed scaling to roughly unit range: levels around -50 dB, flatness a few dB below 0
+        return torch.cat([(level + 50.0) / 25.0, flatness / 5.0], 1).transpose(1, 2)
+
+
+class Block(nn.Module):
+    """Residual block over time: LayerNorm, depthwise dilated conv, pointwise MLP."""
+
+    def __init__(self, hidden: int, expansion: int, kernel: int, dilation: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden)
+        self.depthwise = nn.Conv1d(hidden, hidden, kernel, padding=dilation * (kernel // 2), dilation=dilation, groups=hidden)
+        self.up = nn.Linear(hidden, hidden * expansion)
+        self.down = nn.Linear(hidden * expansion, hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, frames, hidden]
+        y = self.depthwise(self.norm(x).transpose(1, 2)).transpose(1, 2)
+        return x + self.down(F.gelu(self.up(y)))
+
+
+class CompactBackbone(Backbone):
+    """Band features -> projection -> residual conv blocks; returns 1 + blocks hidden states."""
+
+    name = "compact"
+    lora_target_modules = ("up", "down")
+    weights_source = None  # the checkpoint stores these weights itself
+
+    def __init__(self, config: dict | None = None):
+        super().__init__()
+        unknown = set(config or {}) - set(DEFAULTS)
+        if unknown:
+            from deepaq.errors import ConfigError
+
+            raise ConfigError(f"compact backbone: unknown settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+        self.config = {**DEFAULTS, **(config or {})}
+        c = self.config
+        self.sample_rate = int(c["sample_rate"])
+        self.features = BandFeatures(c["n_fft"], c["hop"], self.sample_rate, c["n_bands"], c["band_scale_hz"], c["floor_db"])
+        self.project = nn.Linear(2 * self.features.n_bands, c["hidden"])
+        dilations = list(c["dilations"]) + [1] * max(0, c["blocks"] - len(c["dilations"]))
+        self.blocks = nn.ModuleList(Block(c["hidden"], c["expansion"], c["kernel"], d) for d in dilations[: c["blocks"]])
+        self.downsample_after = set(c["downsample_after"])
+        self.hidden_size = int(c["hidden"])
+        self.num_hidden_states = 1 + int(c["blocks"])
+
+    def forward(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.project(self.features(waveform))
+        frames = x.shape[1]
+        states, factor = [x], 1
+        for i, block in enumerate(self.blocks, start=1):
+            x = block(x)
+            # every state goes back to the full frame rate, so one frame count masks them all
+            states.append(x if factor == 1 else x.repeat_interleave(factor, 1)[:, :frames])
+            if i in self.downsample_after:
+                x = F.avg_pool1d(x.transpose(1, 2), 2, ceil_mode=True).transpose(1, 2)
+                factor *= 2
+        return torch.stack(states)
+
+    def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        return torch.div(lengths, self.config["hop"], rounding_mode="floor") + 1
+
+    def config_dict(self) -> dict:
+        return dict(self.config)
+
+
+@register_backbone("compact")
+def build_compact(config: dict, weights=None) -> CompactBackbone:
+    """The compact backbone; its weights always come from a DeePAQ checkpoint, never from `weights`."""
+    if weights is not None:
+        from deepaq.errors import ModelError
+
+        raise ModelError(f"{weights}: the compact backbone has no separate base weights; load a deepaq checkpoint")
+    return CompactBackbone(config)

@@ -1,0 +1,99 @@
+"""The compact backbone: band features, shapes, padding, registry, checkpoint round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from deepaq.errors import ConfigError
+from deepaq.models import DeepaqNet, build_backbone, list_backbones, load_model, save_model
+from deepaq.models.compact import DEFAULTS, BandFeatures, band_edges
+
+SR = 48_000
+
+
+def _tone(freq: float, seconds: float = 1.0, amp: float = 0.5) -> torch.Tensor:
+    t = torch.arange(int(seconds * SR)) / SR
+    return amp * torch.sin(2 * torch.pi * freq * t)
+
+
+def test_band_edges_cover_full_band():
+    edges = band_edges(2048, SR, 160, 1000.0)
+    assert edges[0] == 0 and edges[-1] == 1025
+    assert all(b > a for a, b in zip(edges, edges[1:]))
+    assert len(edges) - 1 >= 150
+
+
+def test_band_level_follows_the_signal_up_to_24_khz():
+    feats = BandFeatures(2048, 960, SR, 160, 1000.0, -100.0)
+    edges = band_edges(2048, SR, 160, 1000.0)
+    n = len(edges) - 1
+    for freq in (440.0, 15000.0, 20000.0):
+        level = feats(_tone(freq)[None])[0, 10:-10, :n].mean(0) * 25.0 - 50.0  # back to dB
+        band = int(np.searchsorted(edges, round(freq / (SR / 2048)), side="right")) - 1
+        assert int(level.argmax()) == band
+        assert level[band] > -20.0  # a -6 dBFS sine lands well above the floor
+    # a 16 kHz low-pass shows as floor-level bands above the cutoff
+    noise = torch.randn(1, SR) * 0.1
+    spec = torch.fft.rfft(noise)
+    spec[:, int(16000 / (SR / 2) * spec.shape[1]):] = 0
+    lp = torch.fft.irfft(spec, n=SR)
+    lv = feats(lp)[0, 10:-10, :n].mean(0) * 25.0 - 50.0
+    top = int(np.searchsorted(edges, round(17000 / (SR / 2048)))) - 1
+    assert lv[top:].max() < -80.0 and lv[:top - 20].min() > -60.0
+
+
+def test_flatness_sees_spectral_holes():
+    feats = BandFeatures(2048, 960, SR, 160, 1000.0, -100.0)
+    n = len(band_edges(2048, SR, 160, 1000.0)) - 1
+    noise = torch.randn(1, SR) * 0.1
+    spec = torch.fft.rfft(noise)  # 1 Hz bins
+    holes = spec.clone()
+    for start in range(0, holes.shape[1], 400):  # 200 Hz holes every 400 Hz, like a starved codec
+        holes[:, start : start + 200] = 0
+    with_holes = torch.fft.irfft(holes, n=SR)
+    upper = slice(2 * n - 60, 2 * n)  # flatness of the 60 widest (highest) bands
+    flat_full = feats(noise)[0, 10:-10, upper].mean() * 5.0
+    flat_holes = feats(with_holes)[0, 10:-10, upper].mean() * 5.0
+    assert flat_full > -3.0  # white noise is nearly flat
+    assert flat_holes < flat_full - 5.0
+
+
+def test_shapes_registry_and_padding():
+    assert "compact" in list_backbones()
+    bb = build_backbone("compact", {"blocks": 3, "hidden": 32, "dilations": [1, 2, 4], "downsample_after": [1]})
+    assert bb.sample_rate == SR and bb.num_hidden_states == 4 and bb.hidden_size == 32
+    x = torch.randn(2, SR) * 0.1
+    states = bb(x)
+    assert states.shape == (4, 2, SR // 960 + 1, 32)
+    lengths = torch.tensor([SR, SR // 2])
+    assert bb.frame_lengths(lengths).tolist() == [51, 26]
+    # padding changes only the frames next to the end; the masked mean ignores padded frames
+    content = torch.randn(1, 3 * SR) * 0.1
+    padded = torch.cat([content, torch.zeros(1, SR)], 1)
+    with torch.no_grad():
+        alone, with_pad = bb(content), bb(padded)
+        assert torch.allclose(alone[:, :, :-40], with_pad[:, :, : alone.shape[2] - 40], atol=1e-4)
+        net = DeepaqNet(bb, finetune="full").eval()
+        e_alone = net.embed(content)
+        e_masked = net.embed(padded, torch.tensor([3 * SR]))
+        e_unmasked = net.embed(padded)
+    assert (e_masked - e_alone).norm() < 0.5 * (e_unmasked - e_alone).norm()
+
+
+def test_unknown_setting_is_a_config_error():
+    with pytest.raises(ConfigError, match="widht"):
+        build_backbone("compact", {"widht": 3})
+
+
+def test_default_size_and_checkpoint_round_trip(tmp_path):
+    net = DeepaqNet(build_backbone("compact"), finetune="full", info={"model_id": "test-compact", "version": "0"}).eval()
+    params = sum(p.numel() for p in net.parameters())
+    assert params * 4 < 10_000_000  # float32 weights under 10 MB
+    save_model(net, tmp_path / "ckpt")
+    again = load_model(tmp_path / "ckpt").eval()
+    x = torch.randn(1, SR) * 0.1
+    with torch.no_grad():
+        assert torch.allclose(net.embed(x), again.embed(x), atol=1e-6)
+    assert again.backbone.config_dict() == {**DEFAULTS}
