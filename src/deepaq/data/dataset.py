@@ -1,0 +1,169 @@
+"""PyTorch Dataset over a weak-label manifest, and the clip-grouped batch sampler.
+
+Rank-N-Contrast needs things to rank inside a batch: `ClipBatchSampler` fills every batch
+with `clips_per_batch` groups, each holding one clip's clean item plus `items_per_clip - 1`
+of its degraded items. An epoch splits every clip's degraded items (shuffled) into such
+groups, so each degraded item is seen once per epoch and the clean item once per group.
+Under DDP each rank takes every `world_size`-th batch of the same seeded order, truncated
+so all ranks run the same number of steps.
+
+Items are read from FLAC with soundfile, downmixed to mono and resampled (soxr) to the
+backbone's rate. With `window_seconds`, longer items are cropped to that length at an offset
+shared by all items of a clip (random per epoch when `random_crop`, else centred), and
+shorter ones are zero-padded; `collate` pads a batch and returns the valid lengths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from deepaq.errors import AudioError, ConfigError
+
+
+class ManifestDataset(Dataset):
+    """Items of one split of a dataset folder (manifest.parquet + FLACs)."""
+
+    def __init__(self, root: str | Path, split: str | None, sample_rate: int,
+                 window_seconds: float | None = None, random_crop: bool = False, seed: int = 0):
+        from deepaq.data.manifest import read_manifest
+
+        self.root = Path(root)
+        frame = read_manifest(self.root)
+        if split is not None:
+            frame = frame[frame["split"] == split]
+        if frame.empty:
+            raise ConfigError(f"{self.root}: no items in split {split!r}")
+        self.items = frame.reset_index(drop=True)
+        self.sample_rate = sample_rate
+        self.window = None if window_seconds is None else int(round(window_seconds * sample_rate))
+        self.random_crop = random_crop
+        self.seed = seed
+        self.epoch = 0
+        self.clip_ids: list[str] = self.items["clip_id"].astype(str).tolist()
+        self.is_clean: list[bool] = (self.items["codec"] == "clean").tolist()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Changes the random crop offsets (call before each epoch's DataLoader iteration)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _read(self, path: Path) -> np.ndarray:
+        import soundfile as sf
+
+        from deepaq.audio import resample
+
+        try:
+            x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        except Exception as exc:
+            raise AudioError(path, f"cannot read ({exc})") from exc
+        mono = x.mean(axis=1, dtype=np.float32)[None, :]
+        return resample(mono, sr, self.sample_rate)[0]
+
+    def _crop(self, x: np.ndarray, clip_id: str) -> np.ndarray:
+        if self.window is None:
+            return x
+        if len(x) < self.window:
+            return np.pad(x, (0, self.window - len(x)))
+        spare = len(x) - self.window
+        if self.random_crop:
+            digest = hashlib.sha256(f"{self.seed}/{self.epoch}/{clip_id}".encode()).digest()
+            start = int.from_bytes(digest[:8], "little") % (spare + 1)
+        else:
+            start = spare // 2
+        return x[start:start + self.window]
+
+    def __getitem__(self, index: int) -> dict:
+        row = self.items.iloc[index]
+        x = self._read(self.root / row["path"])
+        length = len(x) if self.window is None else min(len(x), self.window)
+        return {
+            "waveform": torch.from_numpy(np.ascontiguousarray(self._crop(x, str(row["clip_id"])))),
+            "length": length,
+            "visqol": float(row["visqol_mos"]),
+            "bitrate": float(row["bitrate_kbps"]),
+            "item_id": str(row["item_id"]),
+            "clip_id": str(row["clip_id"]),
+            "codec": str(row["codec"]),
+            "is_clean": row["codec"] == "clean",
+        }
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack a list of items: waveform [B, T] zero-padded, lengths [B], labels [B], string lists."""
+    longest = max(item["waveform"].shape[0] for item in items)
+    wave = torch.zeros(len(items), longest)
+    for i, item in enumerate(items):
+        wave[i, : item["waveform"].shape[0]] = item["waveform"]
+    return {
+        "waveform": wave,
+        "lengths": torch.tensor([item["length"] for item in items]),
+        "visqol": torch.tensor([item["visqol"] for item in items], dtype=torch.float32),
+        "bitrate": torch.tensor([item["bitrate"] for item in items], dtype=torch.float32),
+        "item_id": [item["item_id"] for item in items],
+        "clip_id": [item["clip_id"] for item in items],
+        "codec": [item["codec"] for item in items],
+        "is_clean": torch.tensor([item["is_clean"] for item in items]),
+    }
+
+
+class ClipBatchSampler(Sampler[list[int]]):
+    """Batches of `clips_per_batch` x (clean + `items_per_clip - 1` degraded items of one clip)."""
+
+    def __init__(self, clip_ids: list[str], is_clean: list[bool], clips_per_batch: int, items_per_clip: int,
+                 shuffle: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1):
+        if clips_per_batch < 1 or items_per_clip < 2:
+            raise ConfigError("a batch needs clips_per_batch >= 1 and items_per_clip >= 2 (clean + degraded)")
+        clean: dict[str, int] = {}
+        degraded: dict[str, list[int]] = {}
+        for index, (clip, is_c) in enumerate(zip(clip_ids, is_clean)):
+            if is_c:
+                clean[clip] = index
+            else:
+                degraded.setdefault(clip, []).append(index)
+        missing = sorted(set(degraded) - set(clean))
+        if missing:
+            raise ConfigError(f"clips without a clean item: {missing[:5]} ({len(missing)})")
+        self.clean, self.degraded = clean, {c: degraded[c] for c in sorted(degraded)}
+        if not self.degraded:
+            raise ConfigError("no degraded items to rank")
+        self.clips_per_batch, self.per_group = clips_per_batch, items_per_clip - 1
+        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+        self.rank, self.world_size = rank, world_size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _groups(self, rng: random.Random) -> list[list[int]]:
+        groups = []
+        for clip, items in self.degraded.items():
+            items = list(items)
+            if self.shuffle:
+                rng.shuffle(items)
+            for start in range(0, len(items), self.per_group):
+                groups.append([self.clean[clip], *items[start:start + self.per_group]])
+        if self.shuffle:
+            rng.shuffle(groups)
+        return groups
+
+    def _num_groups(self) -> int:
+        return sum(math.ceil(len(items) / self.per_group) for items in self.degraded.values())
+
+    def __len__(self) -> int:
+        batches = math.ceil(self._num_groups() / self.clips_per_batch)
+        return batches // self.world_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        groups = self._groups(random.Random(f"{self.seed}/{self.epoch}"))
+        batches = [sum(groups[i:i + self.clips_per_batch], []) for i in range(0, len(groups), self.clips_per_batch)]
+        mine = batches[self.rank::self.world_size][: len(self)]
+        return iter(mine)
