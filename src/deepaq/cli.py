@@ -22,6 +22,7 @@ from deepaq.errors import DeepaqError
 # verb -> module under deepaq.commands; the order is the order of `deepaq --help`.
 VERBS: dict[str, str] = {
     "build-corpus": "build_corpus",
+    "demo": "demo",
     "degrade": "degrade",
     "build-data": "build_data",
     "label": "label",

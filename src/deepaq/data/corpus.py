@@ -378,13 +378,13 @@ def render_drums(kit: DrumKit, seconds: float, rng: np.random.Generator, bank: S
 SCORES = [
     "bach/bwv66.6", "bach/bwv269", "bach/bwv347", "bach/bwv153.1", "bach/bwv86.6", "bach/bwv267",
     "bach/bwv10.7", "bach/bwv26.6", "bach/bwv40.8", "bach/bwv57.8", "bach/bwv846", "bach/",
-    "beethoven/opus18no1/movement1", "beethoven/opus59no1/movement2", "mozart/k155/movement1",
+    "beethoven/opus18no1/movement1", "mozart/k155/movement1",
     "mozart/k156/movement2", "mozart/k80/movement1", "haydn/opus74no1/movement3", "haydn/opus1no1/movement1",
     "joplin/maple_leaf_rag", "schumann_robert/opus41no1/movement2", "schumann_clara/opus17/movement3",
     "corelli/opus3no1/1grave", "handel/rinaldo/lascia_chio_pianga", "monteverdi/madrigal.3.1",
     "monteverdi/madrigal.4.1", "palestrina/Agnus_01", "palestrina/Kyrie_02",
     "josquin/laDeplorationDeLaMorteDeJohannesOckeghem", "verdi/laDonnaEMobile", "beach/prayer_of_a_tired_child",
-    "chopin/mazurka06-2", "cpebach/h186", "essenFolksong/han1", "airdsAirs/book1", "oneills1850/", "ryansMammoth/",
+    "chopin/mazurka06-2", "cpebach/h186", "essenFolksong/han1", "airdsAirs/book1", "ryansMammoth/",
 ]
 
 # General MIDI programs by role; the lowest part gets a bass-register instrument
