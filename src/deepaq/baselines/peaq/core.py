@@ -106,7 +106,9 @@ def data_bounds(x: np.ndarray) -> tuple[int, int] | None:
     does. With two channels PQevalAudio takes the later of the channels' starts found in the
     same 2048-sample search buffer, and the later of their ends; this is reproduced here.
     """
-    sums = np.lib.stride_tricks.sliding_window_view(np.abs(x), BOUNDARY_WINDOW, axis=-1).sum(-1)
+    a = np.abs(x)
+    n = a.shape[-1] - BOUNDARY_WINDOW + 1
+    sums = sum(a[..., i : i + n] for i in range(BOUNDARY_WINDOW))
     hit = sums > BOUNDARY_THRESHOLD
     if not hit.any():
         return None
@@ -153,19 +155,21 @@ def evaluate(ref: np.ndarray, deg: np.ndarray, names=("<reference>", "<degraded>
 
 
 def _frames(x: np.ndarray, count: int) -> np.ndarray:
-    """`count` frames of 2048 samples every 1024, zero-padded past the end."""
+    """`count` frames of 2048 samples every 1024 from `[..., samples]`, zero-padded past the end."""
     need = (count - 1) * T.HOP + T.FRAME
-    padded = np.zeros(max(need, x.size))
-    padded[: x.size] = x
-    return np.lib.stride_tricks.sliding_window_view(padded[:need], T.FRAME)[:: T.HOP]
+    padded = np.zeros((*x.shape[:-1], max(need, x.shape[-1])))
+    padded[..., : x.shape[-1]] = x
+    return np.lib.stride_tricks.sliding_window_view(padded[..., :need], T.FRAME, axis=-1)[..., :: T.HOP, :]
 
 
 def _channel(ref: np.ndarray, deg: np.ndarray, count: int, first: int) -> dict[str, np.ndarray]:
     """Per-frame MOV precursors of one channel for the frames from `first` on."""
-    fr, ft = _frames(ref, count), _frames(deg, count)
-    x2 = earmodel.power_spectrum(np.stack([fr, ft]))
-    eb_noise = earmodel.noise_bands(x2[0], x2[1])
-    _, es = earmodel.excitation(x2)
+    frames = _frames(np.stack([ref, deg]), count)
+    fr, ft = frames[0], frames[1]
+    x2 = earmodel.power_spectrum(frames)
+    xw2 = earmodel.ear_weighted(x2)
+    eb_noise = earmodel.noise_bands(xw2[0], xw2[1])
+    es = earmodel.excitation(xw2)
     ehs = earmodel.time_spread(es)
     ep_ref, ep_test = movs.adapt(ehs[0], ehs[1])
     mod, eavg = movs.modulation(es)

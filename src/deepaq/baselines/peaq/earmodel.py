@@ -1,8 +1,9 @@
 """The FFT ear model of PEAQ Basic (ITU-R BS.1387-1 section 2.1, as interpreted by Kabal 2002).
 
 Every function works on whole signals at once: arrays are `[..., frames, bands]` (or
-`[..., frames, bins]`), so the per-frame loops of the standard become numpy operations over
-the frame axis. The only recursions over time are first-order smoothers (`smooth`).
+`[..., frames, bins]`), so the per-frame loops of the standard become array operations over
+the frame axis; the three loops that numpy cannot express well (recursions over frames,
+grouping into bands, spreading over bands) run as compiled kernels (`kernels`).
 
 Signals are on the 16-bit sample scale (full scale = 32768), which is where the standard's
 listening level (full-scale sine = 92 dB SPL) and its energy thresholds are defined.
@@ -13,13 +14,12 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-import scipy.signal
-import scipy.sparse
+import scipy.fft
 
+from deepaq.baselines.peaq import kernels
 from deepaq.baselines.peaq import tables as T
 
 NUM_BINS = T.FRAME // 2 + 1
-SPREAD_POWER = 0.4  # power law of the addition of spread energies
 
 
 def hann(n: int) -> np.ndarray:
@@ -38,11 +38,9 @@ def smooth(x: np.ndarray, a: np.ndarray, b: np.ndarray | float | None = None) ->
 
     `a` and `b` hold one coefficient per band (last axis); `b` defaults to 1 - a.
     """
-    b = 1.0 - a if b is None else np.broadcast_to(b, a.shape)
-    y = np.empty_like(x)
-    for m in range(x.shape[-1]):
-        y[..., m] = scipy.signal.lfilter([b[m]], [1.0, -a[m]], x[..., m], axis=-1)
-    return y
+    b = 1.0 - a if b is None else np.broadcast_to(np.asarray(b, dtype=float), a.shape)
+    rows = np.ascontiguousarray(x, dtype=float).reshape(-1, *x.shape[-2:])
+    return kernels.smooth(rows, np.ascontiguousarray(a), np.ascontiguousarray(b)).reshape(x.shape)
 
 
 @lru_cache(maxsize=1)
@@ -70,27 +68,24 @@ def _ear_weight() -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
-def _band_matrix() -> scipy.sparse.csr_matrix:
-    """DFT bins -> bands: each bin counts by the fraction of its width inside the band.
+def _band_map() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """DFT bins -> bands `(first bin, last bin, first-bin weight, last-bin weight)`.
 
-    Bin k covers [(k - 0.5) df, (k + 0.5) df]; the first and last bin of a band count
-    partly, the bins between fully (PQevalAudio's mapping; a one-bin band counts once).
+    Bin k covers [(k - 0.5) df, (k + 0.5) df]; the first and last bin of a band count by the
+    fraction of their width inside the band, the bins between fully (PQevalAudio's mapping;
+    a one-bin band counts its bin once).
     """
     df = T.SAMPLE_RATE / T.FRAME
-    rows, cols, vals = [], [], []
+    kl = np.empty(T.NUM_BANDS, dtype=np.int64)
+    ku = np.empty(T.NUM_BANDS, dtype=np.int64)
+    ul = np.empty(T.NUM_BANDS)
+    uu = np.empty(T.NUM_BANDS)
     for i, (fl, fu) in enumerate(zip(T.BAND_LOW, T.BAND_HIGH)):
-        kl = next(k for k in range(T.FRAME // 2) if (k + 0.5) * df > fl)
-        ku = next(k for k in range(T.FRAME // 2, -1, -1) if (k - 0.5) * df < fu)
-        weights = {kl: (min(fu, (kl + 0.5) * df) - max(fl, (kl - 0.5) * df)) / df}
-        for k in range(kl + 1, ku):
-            weights[k] = 1.0
-        if ku != kl:
-            weights[ku] = (min(fu, (ku + 0.5) * df) - max(fl, (ku - 0.5) * df)) / df
-        for k, w in weights.items():
-            rows.append(k)
-            cols.append(i)
-            vals.append(w)
-    return scipy.sparse.csr_matrix((vals, (rows, cols)), shape=(NUM_BINS, T.NUM_BANDS))
+        kl[i] = next(k for k in range(T.FRAME // 2) if (k + 0.5) * df > fl)
+        ku[i] = next(k for k in range(T.FRAME // 2, -1, -1) if (k - 0.5) * df < fu)
+        ul[i] = (min(fu, (kl[i] + 0.5) * df) - max(fl, (kl[i] - 0.5) * df)) / df
+        uu[i] = 0.0 if ku[i] == kl[i] else (min(fu, (ku[i] + 0.5) * df) - max(fl, (ku[i] - 0.5) * df)) / df
+    return kl, ku, ul, uu
 
 
 def internal_noise(fc: np.ndarray = T.BAND_CENTRE) -> np.ndarray:
@@ -100,43 +95,24 @@ def internal_noise(fc: np.ndarray = T.BAND_CENTRE) -> np.ndarray:
 
 def power_spectrum(frames: np.ndarray) -> np.ndarray:
     """|DFT|^2 of Hann-windowed, level-scaled frames `[..., frames, 2048]` -> `[..., frames, 1025]`."""
-    spec = np.fft.rfft(frames * _window(), axis=-1)
-    return spec.real**2 + spec.imag**2
+    spec = scipy.fft.rfft(frames * _window(), axis=-1, overwrite_x=True)
+    return kernels.abs2(spec.reshape(-1, NUM_BINS)).reshape(spec.shape)
 
 
 def group_bands(x2: np.ndarray) -> np.ndarray:
-    """Ear-weighted DFT energies `[..., bins]` -> band energies `[..., 109]` (floor 1e-12)."""
-    flat = x2.reshape(-1, NUM_BINS)
-    bands = np.asarray((_band_matrix().T @ flat.T).T)
-    return np.maximum(bands.reshape(*x2.shape[:-1], T.NUM_BANDS), 1e-12)
+    """DFT energies `[..., bins]` -> band energies `[..., 109]` (floor 1e-12)."""
+    rows = np.ascontiguousarray(x2).reshape(-1, NUM_BINS)
+    return kernels.group(rows, *_band_map()).reshape(*x2.shape[:-1], T.NUM_BANDS)
 
 
 def _spread_raw(e: np.ndarray) -> np.ndarray:
     """Level-dependent spreading over bands, before normalisation (Kabal eqs. 23-28)."""
-    nc, dz = T.NUM_BANDS, T.BAND_DZ
-    m = np.arange(nc)
+    dz = T.BAND_DZ
     a_low = 10.0 ** (-2.7 * dz)
-    a_up = 10.0 ** ((-2.4 - 23.0 / T.BAND_CENTRE) * dz) * e ** (0.2 * dz)
-    g_low = (1.0 - a_low ** (m + 1)) / (1.0 - a_low)
-    g_up = (1.0 - a_up ** (nc - m)) / (1.0 - a_up)
-    ene = (e / (g_low + g_up - 1.0)) ** SPREAD_POWER
-    a_up_e = a_up**SPREAD_POWER
-    # Downward spreading: band m receives a_low^(0.4 (i - m)) Ene[i] from every band i >= m.
-    total = ene @ _lower_spread_matrix()
-    # Upward spreading: band m + d receives Ene[m] a_up[m]^(0.4 d) from band m, d >= 1.
-    r = ene
-    for d in range(1, nc):
-        r = r[..., : nc - d] * a_up_e[..., : nc - d]
-        total[..., d:] += r
-    return total ** (1.0 / SPREAD_POWER)
-
-
-@lru_cache(maxsize=1)
-def _lower_spread_matrix() -> np.ndarray:
-    nc = T.NUM_BANDS
-    ale = (10.0 ** (-2.7 * T.BAND_DZ)) ** SPREAD_POWER
-    i, m = np.meshgrid(np.arange(nc), np.arange(nc), indexing="ij")
-    return np.where(i >= m, ale ** np.clip(i - m, 0, None), 0.0)
+    a_up = 10.0 ** ((-2.4 - 23.0 / T.BAND_CENTRE) * dz)
+    g_low = (1.0 - a_low ** (np.arange(T.NUM_BANDS) + 1)) / (1.0 - a_low)
+    rows = np.ascontiguousarray(e, dtype=float).reshape(-1, T.NUM_BANDS)
+    return kernels.spread(rows, a_up, g_low, a_low, dz).reshape(e.shape)
 
 
 @lru_cache(maxsize=1)
@@ -156,14 +132,18 @@ def time_spread(es: np.ndarray) -> np.ndarray:
     return np.maximum(ef, es)
 
 
-def excitation(x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Ear-weight, group, add internal noise and spread: `(band energies, unsmeared excitation)`."""
-    eb = group_bands(_ear_weight() * x2)
-    return eb, spread(eb + internal_noise())
+def ear_weighted(x2: np.ndarray) -> np.ndarray:
+    """Apply the outer and middle ear weighting to DFT energies `[..., 1025]`."""
+    return _ear_weight() * x2
 
 
-def noise_bands(x2_ref: np.ndarray, x2_test: np.ndarray) -> np.ndarray:
-    """Band energies of the ear-weighted magnitude difference |X_ref| - |X_test| (noise patterns)."""
-    w = _ear_weight()
-    r, t = w * x2_ref, w * x2_test
-    return group_bands(r - 2.0 * np.sqrt(r * t) + t)
+def excitation(xw2: np.ndarray) -> np.ndarray:
+    """Ear-weighted DFT energies -> unsmeared excitation patterns (grouping, internal noise, spreading)."""
+    return spread(group_bands(xw2) + internal_noise())
+
+
+def noise_bands(xw2_ref: np.ndarray, xw2_test: np.ndarray) -> np.ndarray:
+    """Band energies of the magnitude difference |Xw_ref| - |Xw_test| of ear-weighted spectra (noise patterns)."""
+    r = np.ascontiguousarray(xw2_ref).reshape(-1, NUM_BINS)
+    t = np.ascontiguousarray(xw2_test).reshape(-1, NUM_BINS)
+    return kernels.group_noise(r, t, *_band_map()).reshape(*xw2_ref.shape[:-1], T.NUM_BANDS)

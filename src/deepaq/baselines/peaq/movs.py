@@ -8,6 +8,7 @@ BS.1387-1 section 4 with the interpretations of Kabal (2002) as PQevalAudio impl
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft
 
 from deepaq.baselines.peaq import tables as T
 from deepaq.baselines.peaq.earmodel import hann, internal_noise, smooth, time_constants
@@ -157,7 +158,7 @@ def harmonic_structure(frames_ref, frames_test, x2_ref, x2_test) -> np.ndarray:
     tiny = np.finfo(float).tiny  # an all-zero bin would otherwise give log(0)
     d = np.log(np.maximum(x2_test[..., :n], tiny) / np.maximum(x2_ref[..., :n], tiny))
     nfft = 512
-    corr = np.fft.irfft(np.conj(np.fft.rfft(d[..., :m], nfft)) * np.fft.rfft(d, nfft), nfft)[..., :lags]
+    corr = scipy.fft.irfft(np.conj(scipy.fft.rfft(d[..., :m], nfft)) * scipy.fft.rfft(d, nfft), nfft)[..., :lags]
     # Normalise lag i by the energies of D[0:m] and D[i:i+m].
     cum = np.concatenate([np.zeros_like(d[..., :1]), np.cumsum(d * d, axis=-1)], axis=-1)
     i = np.arange(lags)
@@ -166,7 +167,7 @@ def harmonic_structure(frames_ref, frames_test, x2_ref, x2_test) -> np.ndarray:
         norm = np.where(energy > 0, corr / np.sqrt(energy), 1.0)
     norm[..., 0] = 1.0
     window = hann(2 * lags - 1)[lags - 1 :] * np.sqrt(8.0 / 3.0) / lags
-    spec = np.fft.rfft(norm * window, axis=-1)
+    spec = scipy.fft.rfft(norm * window, axis=-1)
     c2 = spec.real**2 + spec.imag**2
     c2[..., 0] = 0.0  # remove the mean of the windowed correlation
     value = _peak_after_valley(c2)
