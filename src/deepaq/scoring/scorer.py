@@ -50,6 +50,7 @@ class ScoreJob:
     id: str
     degraded: AudioSource
     reference: AudioSource | None = None
+    problem: str | None = None  # a fault found while reading the batch list, reported as its error
 
 
 def list_audio(folder: str | os.PathLike) -> list[Path]:
@@ -260,6 +261,8 @@ class Scorer:
 
     def _prepare(self, job: ScoreJob) -> tuple[ScoreJob, Iterator[np.ndarray], int | None]:
         """Decode (and align) enough of an item to start windowing it; runs in worker threads."""
+        if job.problem:
+            raise ConfigError(job.problem)
         if job.reference is None:
             chunks = audio_chunks(job.degraded, self.sample_rate, mono=self.mono, stream_above_s=self.stream_above_s)
             first = next(chunks)

@@ -1,0 +1,144 @@
+"""`deepaq score`: DeePAQ distance (and mapped quality) for one pair or a whole batch."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HELP = "score degraded audio against its reference (full reference) or clean references of other content (NMR)"
+EXAMPLE = """deepaq score ref.wav "coded copy.mp3"
+  deepaq score --pairs pairs.csv --out scores.csv --resume
+  deepaq score --ref-dir clean/ --deg-dir coded/ --out scores.jsonl --windows win.csv
+  deepaq score --nmr-bank bank.safetensors coded/ --out nmr.csv --nmr-matrix matrix.csv
+  deepaq score ref.wav deg.wav --mapping map.json --windows win.csv --plot quality.png"""
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options every verb that runs a DeePAQ model shares (score, embed, calibrate)."""
+    g = parser.add_argument_group("model")
+    g.add_argument("--model", default="deepaq-compact",
+                   help="shipped model name or checkpoint folder (default: deepaq-compact)")
+    g.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
+    g.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default: 8)")
+    g.add_argument("--workers", type=int, default=0,
+                   help="threads that decode and align upcoming items while the model runs (default: 0)")
+    g.add_argument("--stereo", action="store_true",
+                   help="embed each channel on its own and average channel distances (default: mono downmix)")
+    g.add_argument("--overlap", type=float, default=0.5, help="window overlap fraction in [0, 1) (default: 0.5)")
+    g.add_argument("--cache-dir", type=Path,
+                   help="embedding cache folder (default: $DEEPAQ_CACHE_DIR or ~/.cache/deepaq)")
+    g.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+
+
+def make_scorer(args: argparse.Namespace, mapping=None, nmr_bank=None):
+    """A Scorer from the options of `add_model_arguments`."""
+    from deepaq.scoring import Scorer
+
+    cache = False if args.no_cache else args.cache_dir
+    return Scorer(args.model, device=args.device, mapping=mapping, cache_dir=cache, batch_size=args.batch_size,
+                  workers=args.workers, overlap=args.overlap, mono=not args.stereo, nmr_bank=nmr_bank,
+                  max_delay_s=getattr(args, "max_delay", 1.0))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="*", type=Path,
+                        help="REFERENCE DEGRADED for one pair; with --nmr-dir/--nmr-bank: degraded files or folders")
+    src = parser.add_argument_group("batch input")
+    src.add_argument("--pairs", type=Path, metavar="CSV",
+                     help="CSV with header reference,degraded[,id] (paths relative to the CSV)")
+    src.add_argument("--ref-dir", type=Path, help="folder of references, paired with --deg-dir by relative path")
+    src.add_argument("--deg-dir", type=Path, help="folder of degraded files")
+    nmr = src.add_mutually_exclusive_group()
+    nmr.add_argument("--nmr-dir", type=Path, help="NMR: folder of clean references of other content")
+    nmr.add_argument("--nmr-bank", help="NMR: embedding bank from `deepaq embed --bank`, or 'default'")
+    out = parser.add_argument_group("output")
+    out.add_argument("--out", "-o", type=Path, help="results .csv or .jsonl (default: CSV on stdout)")
+    out.add_argument("--resume", action="store_true", help="skip ids already in --out and append the rest")
+    out.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    out.add_argument("--mapping", help="mapping JSON from `deepaq calibrate`, or 'none' "
+                                       "(default: the model's own mapping.json if it ships one)")
+    out.add_argument("--windows", type=Path, metavar="CSV", help="also write per-window scores (.csv or .jsonl)")
+    out.add_argument("--plot", type=Path, metavar="PNG", help="plot quality over time (one PNG per item)")
+    out.add_argument("--nmr-matrix", type=Path, metavar="CSV", help="NMR: distance of every item to every reference")
+    parser.add_argument("--max-delay", type=float, default=1.0, help="largest delay searched, in s (default: 1)")
+    add_model_arguments(parser)
+
+
+def _jobs(args: argparse.Namespace):
+    from deepaq.errors import ConfigError
+    from deepaq.scoring import ScoreJob
+    from deepaq.scoring.inputs import jobs_from_dirs, jobs_from_pairs_csv, jobs_from_paths
+
+    nmr = args.nmr_dir is not None or args.nmr_bank is not None
+    forms = [bool(args.inputs), args.pairs is not None, args.deg_dir is not None]
+    if sum(forms) != 1:
+        raise ConfigError("give exactly one input: REFERENCE DEGRADED, --pairs CSV, or --ref-dir/--deg-dir")
+    if args.pairs is not None:
+        return jobs_from_pairs_csv(args.pairs, nmr=nmr)
+    if args.deg_dir is not None:
+        if nmr:
+            return jobs_from_paths([args.deg_dir])
+        if args.ref_dir is None:
+            raise ConfigError("--deg-dir needs --ref-dir (or --nmr-dir/--nmr-bank for NMR)")
+        return jobs_from_dirs(args.ref_dir, args.deg_dir)
+    if nmr:
+        return jobs_from_paths(args.inputs)
+    if len(args.inputs) != 2:
+        raise ConfigError(f"full reference needs REFERENCE DEGRADED, got {len(args.inputs)} paths "
+                          "(use --nmr-dir/--nmr-bank to score degraded files without their reference)")
+    return [ScoreJob(args.inputs[1].name, degraded=args.inputs[1], reference=args.inputs[0])]
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from deepaq.scoring.output import open_results, open_side_table, result_row
+    from deepaq.scoring.results import ScoreResult
+    from deepaq.scoring.timeline import WINDOW_COLUMNS, plot_path, plot_timeline, window_rows
+
+    jobs = _jobs(args)
+    mapping = False if args.mapping and args.mapping.lower() == "none" else args.mapping
+    nmr_spec = str(args.nmr_dir) if args.nmr_dir is not None else args.nmr_bank
+    scorer = make_scorer(args, mapping=mapping, nmr_bank=nmr_spec)
+    bank = scorer.load_bank(nmr_spec) if nmr_spec is not None else None
+
+    results, done = open_results(args.out, resume=args.resume, overwrite=args.overwrite)
+    todo = [j for j in jobs if j.id not in done]
+    windows = open_side_table(args.windows, WINDOW_COLUMNS, done, resume=args.resume) if args.windows else None
+    matrix = None
+    if args.nmr_matrix is not None:
+        if bank is None:
+            results.close()
+            from deepaq.errors import ConfigError
+
+            raise ConfigError("--nmr-matrix needs --nmr-dir or --nmr-bank")
+        matrix = open_side_table(args.nmr_matrix, ["id", *bank.names], done, resume=args.resume)
+
+    errors = []
+    bar = tqdm(total=len(todo), unit="item", desc="scoring", file=sys.stderr, disable=None)
+    try:
+        for job, outcome in scorer.iter_scores(todo):
+            if isinstance(outcome, ScoreResult):
+                if windows is not None:
+                    for row in window_rows(job.id, outcome):
+                        windows.write(row)
+                if matrix is not None:
+                    matrix.write({"id": job.id, **outcome.reference_distances})
+                if args.plot is not None:
+                    plot_timeline(outcome, plot_path(args.plot, job.id, len(jobs) > 1), f"{job.id} ({outcome.mode})")
+            else:
+                errors.append(f"{job.id}: {outcome}")
+                bar.write(f"error: {job.id}: {outcome}", file=sys.stderr)
+            results.write(result_row(job, outcome, nmr_spec))
+            bar.update(1)
+    finally:
+        bar.close()
+        for table in (results, windows, matrix):
+            if table is not None:
+                table.close()
+    skipped = len(jobs) - len(todo)
+    summary = f"deepaq score: {len(todo) - len(errors)} scored, {len(errors)} failed"
+    summary += f", {skipped} already in {args.out}" if skipped else ""
+    print(summary + (f" (model {scorer.model_id} {scorer.model_version})"), file=sys.stderr)
+    return 1 if errors else 0

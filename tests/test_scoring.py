@@ -1,0 +1,244 @@
+"""Scorer: windows and pooling, full reference and NMR, cache, banks, mapping, errors.
+
+A tiny random compact model (a real checkpoint written with save_model) stands in for the
+shipped one; real audio comes from the ViSQOL test data beside the checkout.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from deepaq.audio import read_audio, write_audio
+from deepaq.errors import AudioError, ConfigError
+from deepaq.mapping import fit_mapping
+from deepaq.scoring import EmbeddingBank, Scorer
+from deepaq.scoring.windows import Windower, WindowSpec, pooling_weights
+
+TINY = {"hidden": 16, "blocks": 2, "dilations": [1, 2], "downsample_after": [1], "n_bands": 32}
+
+
+def save_tiny_model(folder, seed: int = 0, version: str = "1", window_s: float = 1.0):
+    import torch
+
+    from deepaq.models import DeepaqNet, build_backbone, save_model
+
+    torch.manual_seed(seed)
+    net = DeepaqNet(build_backbone("compact", TINY), embed_dim=16, finetune="full",
+                    info={"model_id": "tiny-test", "version": version, "window_seconds": window_s})
+    return save_model(net, folder)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("model") / "tiny")
+
+
+@pytest.fixture
+def scorer(model_dir, tmp_path):
+    return Scorer(model_dir, cache_dir=tmp_path / "cache")
+
+
+def excerpt(path, seconds: float, start_s: float = 0.0):
+    x, sr = read_audio(path)
+    a = int(start_s * sr)
+    return x[:, a:a + int(seconds * sr)], sr
+
+
+# ---- windows and pooling -----------------------------------------------------------------
+
+def test_pooling_weights_share_each_sample_equally():
+    # windows of 10 every 5 over 27 samples: starts 0, 5, 10, 15 and an end window at 17
+    w = pooling_weights(np.array([0, 5, 10, 15, 17]), 10, 27)
+    # window 1: samples 0-4 alone (5) + 5-9 shared by two (2.5); the end window: 17-19 shared
+    # by three (1), 20-24 by two (2.5), 25-26 alone (2)
+    np.testing.assert_allclose(w, [7.5, 5.0, 4.5, 4.5, 5.5])
+    assert w.sum() == pytest.approx(27)
+    assert pooling_weights(np.array([0]), 7, 7).tolist() == [7]
+
+
+def test_windower_is_the_same_for_any_chunking():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 1234)).astype(np.float32)
+    spec = WindowSpec(200, 100, 50)
+    whole = Windower(spec)
+    a = np.concatenate(list(whole.batches([x], 4)))
+    split = Windower(spec)
+    b = np.concatenate(list(split.batches((x[:, i:i + 37] for i in range(0, 1234, 37)), 3)))
+    assert whole.starts == split.starts == [*range(0, 1001, 100), 1034]
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a[-1, 0], x[0, -200:])
+    assert whole.weights().sum() == pytest.approx(1234)
+
+
+def test_short_audio_is_one_window_and_too_short_is_an_error():
+    spec = WindowSpec(200, 100, 50)
+    w = Windower(spec, "clip.wav")
+    batches = list(w.batches([np.ones((1, 120), np.float32)], 8))
+    assert [b.shape for b in batches] == [(1, 1, 120)]
+    with pytest.raises(AudioError, match="clip.wav.*too short"):
+        list(Windower(spec, "clip.wav").batches([np.ones((1, 40), np.float32)], 8))
+
+
+# ---- full reference ----------------------------------------------------------------------
+
+def test_full_reference_on_real_pair(scorer, visqol_testdata):
+    ref, deg = visqol_testdata / "guitar48_stereo.wav", visqol_testdata / "guitar48_stereo_64kbps_aac.wav"
+    r = scorer.score(reference=ref, degraded=deg)
+    assert r.mode == "full-reference" and r.distance > 0
+    assert r.distance_direction == "lower is better" and r.quality is None
+    assert (r.model_id, r.model_version, r.sample_rate) == ("tiny-test", "1", 48000)
+    assert 0 < r.delay_samples < 48000 and r.duration_s == pytest.approx(12.45, abs=0.05)
+    weights = np.array([w.weight_s for w in r.windows])
+    assert weights.sum() == pytest.approx(r.duration_s)
+    assert np.dot(weights, [w.distance for w in r.windows]) / weights.sum() == pytest.approx(r.distance)
+    assert scorer.score(reference=ref, degraded=ref).distance == pytest.approx(0.0, abs=1e-6)
+
+
+def test_arrays_delay_and_keyword_only(scorer, visqol_testdata):
+    x, sr = excerpt(visqol_testdata / "sopr48_stereo.wav", 4.0)
+    delayed = np.concatenate([np.zeros((2, 1200), np.float32), x], axis=1)
+    r = scorer.score(reference=(x, sr), degraded=(delayed, sr))
+    assert r.delay_samples == 1200 and r.distance == pytest.approx(0.0, abs=1e-6)
+    y, _ = excerpt(visqol_testdata / "sopr48_stereo_256kbps_aac.wav", 4.0)
+    assert scorer.score(reference=(x, sr), degraded=(y, sr)).distance > 0
+    with pytest.raises(TypeError):
+        scorer.score((x, sr), (y, sr))
+
+
+def test_streamed_long_file_matches_whole_file(model_dir, tmp_path, visqol_testdata):
+    ref, deg = visqol_testdata / "ravel48_stereo.wav", visqol_testdata / "ravel48_stereo_128kbps_opus.wav"
+    whole = Scorer(model_dir, cache_dir=False).score(reference=ref, degraded=deg)
+    streamed = Scorer(model_dir, cache_dir=False, stream_above_s=1.0).score(reference=ref, degraded=deg)
+    assert streamed.delay_samples == whole.delay_samples
+    assert streamed.distance == pytest.approx(whole.distance, rel=1e-5)
+    assert len(streamed.windows) == len(whole.windows)
+
+
+def test_model_rate_resampling_and_stereo(model_dir, tmp_path, visqol_testdata):
+    x, sr = excerpt(visqol_testdata / "glock48_stereo.wav", 3.0)
+    y, _ = excerpt(visqol_testdata / "glock48_stereo_48kbps_aac.wav", 3.0)
+    write_audio(tmp_path / "ref 44k.flac", x, sr)  # name with a space
+    import soxr
+
+    z = soxr.resample(y.T, sr, 44100).T.astype(np.float32)
+    sf.write(tmp_path / "dég.wav", z.T, 44100)  # another rate, non-ASCII name
+    scorer = Scorer(model_dir, cache_dir=False)
+    r = scorer.score(reference=tmp_path / "ref 44k.flac", degraded=tmp_path / "dég.wav")
+    assert r.sample_rate == 48000 and r.distance > 0
+    stereo = Scorer(model_dir, cache_dir=False, mono=False).score(reference=(x, sr), degraded=(y, sr))
+    assert stereo.distance > 0 and stereo.distance != pytest.approx(r.distance)
+
+
+# ---- cache -------------------------------------------------------------------------------
+
+def test_cache_reuses_windows_and_follows_the_model(model_dir, tmp_path, visqol_testdata):
+    x, sr = excerpt(visqol_testdata / "steely48_stereo.wav", 3.0)
+    y, _ = excerpt(visqol_testdata / "steely48_stereo_lp7.wav", 3.0)
+    cold = Scorer(model_dir, cache_dir=tmp_path / "c")
+    first = cold.score(reference=(x, sr), degraded=(y, sr))
+    assert cold.cache.hits == 0 and cold.cache.misses > 0
+    warm = Scorer(model_dir, cache_dir=tmp_path / "c")
+    assert warm.score(reference=(x, sr), degraded=(y, sr)).distance == pytest.approx(first.distance, abs=1e-7)
+    assert warm.cache.misses == 0 and warm.cache.hits == cold.cache.misses
+    other = Scorer(save_tiny_model(tmp_path / "v2", seed=1, version="2"), cache_dir=tmp_path / "c")
+    other.score(reference=(x, sr), degraded=(y, sr))
+    assert other.cache.hits == 0
+    assert (tmp_path / "c" / "embeddings.sqlite").is_file()
+
+
+def test_default_cache_dir_follows_env(monkeypatch, tmp_path):
+    from deepaq.cache import default_cache_dir
+
+    monkeypatch.setenv("DEEPAQ_CACHE_DIR", str(tmp_path / "here"))
+    assert default_cache_dir() == tmp_path / "here"
+    monkeypatch.delenv("DEEPAQ_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "deepaq"
+
+
+# ---- NMR and banks -----------------------------------------------------------------------
+
+@pytest.fixture
+def ref_folder(tmp_path, visqol_testdata):
+    folder = tmp_path / "clean refs"
+    for name in ("castanets48_stereo", "harpsichord48_stereo", "moonlight48_stereo"):
+        write_audio(folder / f"{name}.flac", *excerpt(visqol_testdata / f"{name}.wav", 3.0))
+    return folder
+
+
+def test_nmr_against_folder_and_saved_bank(scorer, ref_folder, tmp_path, visqol_testdata):
+    deg = excerpt(visqol_testdata / "guitar48_stereo_64kbps_aac.wav", 3.0)
+    by_folder = scorer.score(degraded=deg, nmr_bank=ref_folder)
+    assert by_folder.mode == "nmr" and by_folder.delay_samples is None
+    assert sorted(by_folder.reference_distances) == ["castanets48_stereo.flac", "harpsichord48_stereo.flac",
+                                                     "moonlight48_stereo.flac"]
+    assert by_folder.distance == pytest.approx(np.mean(list(by_folder.reference_distances.values())))
+    bank = scorer.load_bank(ref_folder)
+    bank.save(tmp_path / "bank.safetensors")
+    loaded = EmbeddingBank.load(tmp_path / "bank.safetensors")
+    np.testing.assert_allclose(loaded.file_embeddings, bank.file_embeddings)
+    assert scorer.score(degraded=deg, nmr_bank=tmp_path / "bank.safetensors").distance == \
+        pytest.approx(by_folder.distance)
+    # a reference's own windows are in the bank: NMR of that reference has one zero-ish term
+    own = scorer.embed(ref_folder / "castanets48_stereo.flac")
+    assert own.embedding.shape == (16,)
+    np.testing.assert_allclose(own.embedding, bank.file_embeddings[0], rtol=1e-5, atol=1e-6)
+
+
+def test_bank_errors_and_default_bank(model_dir, scorer, ref_folder, tmp_path):
+    with pytest.raises(ConfigError, match="needs a reference bank"):
+        scorer.score(degraded=ref_folder / "castanets48_stereo.flac")
+    with pytest.raises(ConfigError, match="ships no default NMR bank"):
+        scorer.load_bank("default")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a bank")
+    with pytest.raises(ConfigError, match="junk.safetensors"):
+        scorer.load_bank(tmp_path / "junk.safetensors")
+    other = Scorer(save_tiny_model(tmp_path / "v9", version="9"), cache_dir=False)
+    other.load_bank(ref_folder).save(tmp_path / "v9" / "bank.safetensors")
+    with pytest.raises(ConfigError, match="another model"):
+        scorer.load_bank(tmp_path / "v9" / "bank.safetensors")
+    assert len(other.load_bank("default")) == 3
+
+
+# ---- mapping -----------------------------------------------------------------------------
+
+def test_mapping_gives_quality_and_model_folder_mapping_is_default(model_dir, tmp_path, visqol_testdata):
+    mapping = fit_mapping([0.0, 0.1, 0.2, 0.4, 0.8], [5.0, 4.5, 3.8, 2.5, 1.2], kind="cubic")
+    mapping.save(tmp_path / "map.json")
+    x, sr = excerpt(visqol_testdata / "strauss48_stereo.wav", 3.0)
+    y, _ = excerpt(visqol_testdata / "strauss48_stereo_lp35.wav", 3.0)
+    r = Scorer(model_dir, cache_dir=False, mapping=tmp_path / "map.json").score(reference=(x, sr), degraded=(y, sr))
+    assert r.quality == pytest.approx(float(mapping(r.distance)))
+    assert r.quality_direction == "higher is better"
+    assert all(w.quality == pytest.approx(float(mapping(w.distance))) for w in r.windows)
+    shipped = save_tiny_model(tmp_path / "with_map")
+    mapping.save(shipped / "mapping.json")
+    assert Scorer(shipped, cache_dir=False).mapping is not None
+    assert Scorer(shipped, cache_dir=False, mapping=False).mapping is None
+    (tmp_path / "bad.json").write_text(json.dumps({"kind": "spline"}))
+    with pytest.raises(ConfigError, match="bad.json"):
+        Scorer(model_dir, cache_dir=False, mapping=tmp_path / "bad.json")
+
+
+# ---- errors ------------------------------------------------------------------------------
+
+def test_bad_inputs_raise_clear_errors_and_batches_go_on(scorer, tmp_path, visqol_testdata):
+    good = visqol_testdata / "sopr48_stereo.wav"
+    with pytest.raises(AudioError, match="missing.wav.*not found"):
+        scorer.score(reference=good, degraded=tmp_path / "missing.wav")
+    sf.write(tmp_path / "silent.wav", np.zeros(48000 * 2, np.float32), 48000)
+    with pytest.raises(AudioError, match="silent"):
+        scorer.score(reference=tmp_path / "silent.wav", degraded=good)
+    x, sr = excerpt(good, 0.5)
+    with pytest.raises(AudioError, match="too short"):
+        scorer.score(reference=(x, sr), degraded=(x, sr))
+    noise = np.random.default_rng(0).standard_normal((2, 48000 * 2)).astype(np.float32) * 0.1
+    y, _ = excerpt(good, 2.0)
+    with pytest.raises(AudioError, match="cannot be aligned"):
+        scorer.score(reference=(y, sr), degraded=(noise, sr))
+    out = scorer.score_batch([(tmp_path / "missing.wav", good), ((y, sr), (y, sr))])
+    assert isinstance(out[0], AudioError) and out[1].distance == pytest.approx(0.0, abs=1e-6)
