@@ -17,6 +17,7 @@ import soundfile as sf
 from deepaq.errors import AudioError
 
 MIN_SAMPLE_RATE = 8000
+MAX_SAMPLE_RATE = 768000
 # A signal whose peak stays below this (about -120 dBFS) counts as silent.
 SILENCE_PEAK = 1e-6
 
@@ -94,6 +95,8 @@ def validate_audio(
     sample_rate = int(sample_rate)
     if sample_rate < MIN_SAMPLE_RATE:
         raise AudioError(source, f"sample rate {sample_rate} Hz is below the minimum {MIN_SAMPLE_RATE} Hz")
+    if sample_rate > MAX_SAMPLE_RATE:
+        raise AudioError(source, f"sample rate {sample_rate} Hz is above the maximum {MAX_SAMPLE_RATE} Hz")
     if arr.dtype.kind in "iu":
         arr = _int_to_float(arr)
     arr = arr.astype(np.float32, copy=False)
