@@ -23,9 +23,12 @@ from deepaq.errors import DeepaqError
 VERBS: dict[str, str] = {
     "build-corpus": "build_corpus",
     "demo": "demo",
+    "score": "score",
+    "embed": "embed",
     "degrade": "degrade",
     "build-data": "build_data",
     "label": "label",
+    "calibrate": "calibrate",
 }
 
 
