@@ -29,6 +29,7 @@ VERBS: dict[str, str] = {
     "build-data": "build_data",
     "label": "label",
     "calibrate": "calibrate",
+    "peaq": "peaq",
 }
 
 
