@@ -30,6 +30,7 @@ VERBS: dict[str, str] = {
     "label": "label",
     "calibrate": "calibrate",
     "peaq": "peaq",
+    "evaluate": "evaluate",
 }
 
 

@@ -1,0 +1,225 @@
+"""Every quality metric behind one interface, built by name from a `MetricSpec`.
+
+A pair metric (`Metric`) scores one degraded signal against its reference. A set metric
+(`SetMetric`, FAD) summarises each file's embedding frames as Gaussian statistics and
+scores a whole system/condition at once. A metric whose extra, module or weights are
+missing raises `MetricUnavailable` with the reason; the evaluation reports it as skipped.
+
+Built-in names: deepaq, visqol, peaq, twof, haaqi, nomad, fad. Options per metric come as
+`name.key=value` on the command line (see docs/evaluation.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, runtime_checkable
+
+import numpy as np
+
+from deepaq.errors import ConfigError, DeepaqError
+
+
+class MetricUnavailable(DeepaqError):
+    """A metric that cannot run here: a missing extra, module or weights."""
+
+
+@runtime_checkable
+class Metric(Protocol):
+    """A full-reference metric: one score per (reference, degraded) pair."""
+
+    name: str
+    direction: str  # "higher" or "lower" is better
+    score_range: tuple[float, float] | None
+    sample_rate: int | None
+    version: str
+
+    def score(self, *, reference, degraded) -> float: ...
+
+
+@runtime_checkable
+class SetMetric(Protocol):
+    """A metric over sets of files (FAD): per-file statistics pooled per system."""
+
+    name: str
+    direction: str
+    score_range: tuple[float, float] | None
+    sample_rate: int | None
+    version: str
+
+    def file_stats(self, source): ...
+
+    def distance(self, reference_stats, degraded_stats) -> float: ...
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric name with its options, e.g. MetricSpec("haaqi", {"level_db_spl": 70})."""
+
+    name: str
+    options: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.name if not self.options else f"{self.name}({json.dumps(self.options, sort_keys=True)})"
+
+
+def parse_specs(names: str, options: list[str] | None = None) -> list[MetricSpec]:
+    """`"deepaq,visqol"` plus `["haaqi.level_db_spl=70", ...]` -> specs (values parsed as JSON if they can be)."""
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in BUILDERS]
+    if unknown:
+        raise ConfigError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(BUILDERS)}")
+    opts: dict[str, dict] = {n: {} for n in wanted}
+    for item in options or []:
+        key, sep, value = item.partition("=")
+        metric, dot, name = key.partition(".")
+        if not (sep and dot and name):
+            raise ConfigError(f"metric option {item!r} must look like METRIC.KEY=VALUE")
+        if metric not in opts:
+            raise ConfigError(f"metric option {item!r} names {metric!r}, which is not among --metrics")
+        try:
+            opts[metric][name] = json.loads(value)
+        except ValueError:
+            opts[metric][name] = value
+    return [MetricSpec(n, opts[n]) for n in wanted]
+
+
+@dataclass
+class PairMetric:
+    """Adapter over any object with `score(*, reference, degraded) -> float`."""
+
+    name: str
+    direction: str
+    score_range: tuple[float, float] | None
+    sample_rate: int | None
+    version: str
+    impl: Any
+
+    def score(self, *, reference, degraded) -> float:
+        return float(self.impl.score(reference=reference, degraded=degraded))
+
+
+class NomadDistance:
+    """NOMAD-style: L2 distance between time-averaged wav2vec 2.0 embeddings (lower is better).
+
+    NOMAD (Ragano et al., 2024) fine-tunes wav2vec 2.0 so that this distance follows
+    degradation; with plain pretrained weights the same distance is a weaker baseline.
+    """
+
+    name = "nomad"
+    direction = "lower"
+    score_range = (0.0, float("inf"))
+
+    def __init__(self, weights: str | None = None, backbone: str = "wav2vec2", layer: int = -1):
+        from deepaq.evaluation.embeddings import BackboneEmbedder
+
+        weights = weights or os.environ.get("DEEPAQ_WAV2VEC2_WEIGHTS")
+        if not weights:
+            raise MetricUnavailable("nomad needs local wav2vec 2.0 weights: --metric-option nomad.weights=FOLDER "
+                                    "or DEEPAQ_WAV2VEC2_WEIGHTS")
+        self.embedder = BackboneEmbedder(backbone, weights, layer)
+        self.sample_rate = self.embedder.sample_rate
+        self.version = f"nomad-style L2 of mean embeddings, {self.embedder.version}"
+
+    def score(self, *, reference, degraded) -> float:
+        a = self.embedder.frames(reference).mean(0)
+        b = self.embedder.frames(degraded).mean(0)
+        return float(np.linalg.norm(a - b))
+
+
+class FadMetric:
+    """Frechet Audio Distance per system/condition on a backbone's frame embeddings."""
+
+    name = "fad"
+    direction = "lower"
+    score_range = (0.0, float("inf"))
+
+    def __init__(self, weights: str | None = None, backbone: str = "mert", layer: int = -1):
+        from deepaq.evaluation.embeddings import BackboneEmbedder
+
+        weights = weights or os.environ.get("DEEPAQ_MERT_WEIGHTS")
+        if not weights:
+            raise MetricUnavailable("fad needs local backbone weights (MERT-v1-95M by default): "
+                                    "--metric-option fad.weights=FOLDER or DEEPAQ_MERT_WEIGHTS")
+        self.embedder = BackboneEmbedder(backbone, weights, layer)
+        self.sample_rate = self.embedder.sample_rate
+        self.version = f"fad, {self.embedder.version}"
+
+    def file_stats(self, source):
+        from deepaq.baselines.fad import GaussianStats
+
+        return GaussianStats.of(self.embedder.frames(source))
+
+    def distance(self, reference_stats, degraded_stats) -> float:
+        from deepaq.baselines.fad import fad
+
+        return fad(reference_stats, degraded_stats)
+
+
+def _visqol(options: dict) -> PairMetric:
+    from deepaq.baselines.visqol import VisqolV3
+
+    impl = VisqolV3(**options)
+    return PairMetric("visqol", "higher", (1.0, 5.0), impl.sample_rate, impl.version, impl)
+
+
+def _haaqi(options: dict) -> PairMetric:
+    from deepaq.baselines.haaqi import Haaqi
+
+    impl = Haaqi(**options)
+    return PairMetric("haaqi", "higher", impl.score_range, None, impl.version, impl)
+
+
+def _peaq(options: dict) -> PairMetric:
+    from deepaq.baselines.peaq import Peaq
+
+    impl = Peaq(**options)
+    return PairMetric("peaq", "higher", (-4.0, 0.2), impl.sample_rate, impl.version, impl)
+
+
+def _twof(options: dict) -> PairMetric:
+    from deepaq.baselines.twof import TwoF
+
+    impl = TwoF(**options)
+    return PairMetric("twof", "higher", (0.0, 100.0), impl.sample_rate, impl.version, impl)
+
+
+def _deepaq(options: dict) -> PairMetric:
+    from deepaq.scoring import Scorer
+
+    impl = Scorer(**options)
+    direction = "higher" if getattr(impl, "higher_is_better", False) else "lower"
+    return PairMetric("deepaq", direction, getattr(impl, "score_range", None), impl.sample_rate, impl.version, impl)
+
+
+BUILDERS: dict[str, Callable[[dict], Metric | SetMetric]] = {
+    "deepaq": _deepaq,
+    "visqol": _visqol,
+    "peaq": _peaq,
+    "twof": _twof,
+    "haaqi": _haaqi,
+    "nomad": lambda options: NomadDistance(**options),
+    "fad": lambda options: FadMetric(**options),
+}
+
+
+def build_metric(spec: MetricSpec) -> Metric | SetMetric:
+    """Build a metric; anything that keeps it from running here becomes `MetricUnavailable`."""
+    if spec.name not in BUILDERS:
+        raise ConfigError(f"unknown metric {spec.name!r}; known: {', '.join(BUILDERS)}")
+    try:
+        return BUILDERS[spec.name](dict(spec.options))
+    except (MetricUnavailable, ConfigError):
+        raise
+    except ImportError as exc:
+        raise MetricUnavailable(f"{spec.name}: {exc}") from exc
+    except TypeError as exc:  # an option the metric does not take
+        raise ConfigError(f"{spec.name}: bad option ({exc})") from exc
+    except DeepaqError as exc:
+        raise MetricUnavailable(f"{spec.name}: {exc}") from exc
+
+
+def is_set_metric(metric: Metric | SetMetric) -> bool:
+    return hasattr(metric, "file_stats")

@@ -1,0 +1,169 @@
+"""Score every stimulus of a listening test with one metric: cached, parallel, fault-tolerant.
+
+Cached scores are reused; the rest run in `jobs` worker processes (each builds its own
+metric once) or in this process when `jobs` is 1. A stimulus whose audio a metric cannot
+use (a `DeepaqError`) is recorded with its message and the run goes on; each finished score
+is written to the cache at once, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from deepaq.baselines.fad import GaussianStats
+from deepaq.errors import DeepaqError
+from deepaq.evaluation.cache import ScoreCache, file_hash, metric_identity
+from deepaq.evaluation.manifest import Stimulus
+from deepaq.evaluation.metrics import MetricSpec, build_metric, is_set_metric
+
+
+@dataclass
+class MetricScores:
+    """One metric's results: per-stimulus scores (NaN where it failed) or per-condition scores."""
+
+    spec: MetricSpec
+    name: str
+    direction: str
+    version: str
+    stimulus_scores: np.ndarray | None = None  # pair metrics, aligned with the stimuli
+    condition_scores: dict[tuple[str, str], float] = field(default_factory=dict)  # set metrics
+    errors: dict[str, str] = field(default_factory=dict)  # "test/item/condition" -> message
+    computed: int = 0
+    cached: int = 0
+
+
+_WORKER_METRIC = None
+
+
+def _init_worker(spec: MetricSpec) -> None:
+    global _WORKER_METRIC
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    _WORKER_METRIC = build_metric(spec)
+
+
+def _score_one(index: int, reference: str, degraded: str) -> tuple[int, float | None, str | None]:
+    try:
+        return index, _WORKER_METRIC.score(reference=reference, degraded=degraded), None
+    except DeepaqError as exc:
+        return index, None, str(exc)
+
+
+def _stats_one(index: int, path: str) -> tuple[int, GaussianStats | None, str | None]:
+    try:
+        return index, _WORKER_METRIC.file_stats(path), None
+    except DeepaqError as exc:
+        return index, None, str(exc)
+
+
+def _run(spec: MetricSpec, metric, fn, tasks: list[tuple], jobs: int, desc: str):
+    """Yield fn(*task) results, in this process or in `jobs` spawned workers."""
+    global _WORKER_METRIC
+    bar = tqdm(total=len(tasks), desc=desc, unit="file", disable=not tasks)
+    if jobs <= 1 or len(tasks) <= 1:
+        _WORKER_METRIC = metric
+        try:
+            for task in tasks:
+                yield fn(*task)
+                bar.update()
+        finally:
+            _WORKER_METRIC = None
+            bar.close()
+        return
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(spec,)) as pool:
+        futures = [pool.submit(fn, *task) for task in tasks]
+        try:
+            for fut in as_completed(futures):
+                yield fut.result()
+                bar.update()
+        finally:
+            bar.close()
+
+
+def score_stimuli(stimuli: list[Stimulus], spec: MetricSpec, cache: ScoreCache, jobs: int = 1) -> MetricScores:
+    """Score all stimuli with the metric `spec` (raises `MetricUnavailable` if it cannot run)."""
+    metric = build_metric(spec)
+    identity = metric_identity(metric.name, metric.version, spec.options)
+    result = MetricScores(spec, metric.name, metric.direction, metric.version)
+    if is_set_metric(metric):
+        _score_sets(stimuli, spec, metric, identity, cache, jobs, result)
+        return result
+    scores = np.full(len(stimuli), np.nan)
+    tasks, keys = [], {}
+    for i, s in enumerate(stimuli):
+        try:
+            key = cache.key(identity, file_hash(s.reference), file_hash(s.degraded))
+        except DeepaqError as exc:
+            result.errors["/".join(s.key)] = str(exc)
+            continue
+        hit = cache.get(metric.name, key)
+        if hit is not None:
+            scores[i] = hit
+            result.cached += 1
+        else:
+            keys[i] = key
+            tasks.append((i, str(s.reference), str(s.degraded)))
+    for i, value, error in _run(spec, metric, _score_one, tasks, jobs, f"{metric.name}"):
+        if error is not None:
+            result.errors["/".join(stimuli[i].key)] = error
+            continue
+        scores[i] = value
+        cache.put(metric.name, keys[i], value)
+        result.computed += 1
+    result.stimulus_scores = scores
+    return result
+
+
+def _score_sets(stimuli, spec, metric, identity, cache, jobs, result: MetricScores) -> None:
+    """Per-file Gaussian statistics (cached), pooled per (test, condition) into one FAD each."""
+    files: dict[str, str] = {}  # path -> cache key
+    bad: dict[str, str] = {}
+    for s in stimuli:
+        for p in (str(s.reference), str(s.degraded)):
+            if p not in files and p not in bad:
+                try:
+                    files[p] = cache.key(identity, file_hash(p))
+                except DeepaqError as exc:
+                    bad[p] = str(exc)
+    stats: dict[str, GaussianStats] = {}
+    tasks = []
+    for p, key in files.items():
+        path = cache.stats_path(metric.name, key)
+        if path.exists():
+            stats[p] = GaussianStats.load(path)
+            result.cached += 1
+        else:
+            tasks.append((len(tasks), p))
+    for i, value, error in _run(spec, metric, _stats_one, tasks, jobs, f"{metric.name}"):
+        p = tasks[i][1]
+        if error is not None:
+            bad[p] = error
+            continue
+        value.save(cache.stats_path(metric.name, files[p]))
+        stats[p] = value
+        result.computed += 1
+    groups: dict[tuple[str, str], list[Stimulus]] = {}
+    for s in stimuli:
+        groups.setdefault((s.test, s.condition), []).append(s)
+    for (test, condition), members in groups.items():
+        failed = [bad[str(p)] for s in members for p in (s.reference, s.degraded) if str(p) in bad]
+        if failed:
+            result.errors[f"{test}/*/{condition}"] = failed[0]
+            continue
+        refs = {str(s.reference) for s in members}
+        ref_stats = sum((stats[p] for p in sorted(refs)[1:]), stats[sorted(refs)[0]])
+        deg_stats = sum((stats[str(s.degraded)] for s in members[1:]), stats[str(members[0].degraded)])
+        try:
+            result.condition_scores[(test, condition)] = metric.distance(ref_stats, deg_stats)
+        except DeepaqError as exc:
+            result.errors[f"{test}/*/{condition}"] = str(exc)
