@@ -129,8 +129,8 @@ def run(args: argparse.Namespace) -> int:
                     plot_timeline(outcome, plot_path(args.plot, job.id, len(jobs) > 1), f"{job.id} ({outcome.mode})")
             else:
                 errors.append(f"{job.id}: {outcome}")
-                bar.write(f"error: {job.id}: {outcome}", file=sys.stderr)
-            results.write(result_row(job, outcome, nmr_spec))
+                bar.write(f"error [{job.id}]: {outcome}", file=sys.stderr)
+            results.write(result_row(job, outcome, nmr_spec, (scorer.model_id, scorer.model_version)))
             bar.update(1)
     finally:
         bar.close()

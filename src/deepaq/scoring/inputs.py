@@ -54,7 +54,7 @@ def jobs_from_pairs_csv(path: str | os.PathLike, *, nmr: bool = False) -> list[S
     for n, (row, job_id) in enumerate(zip(rows, ids)):
         empty = [c for c in needed if not row.get(c)]
         problem = f"{path}: row {n + 2} has no {' or '.join(empty)} path" if empty else None
-        reference = None if nmr or empty else base / row["reference"]
+        reference = None if nmr else (base / row["reference"] if row["reference"] else "")
         jobs.append(ScoreJob(job_id, degraded=base / row["degraded"], reference=reference, problem=problem))
     return jobs
 

@@ -26,8 +26,10 @@ COLUMNS = ["id", "reference", "degraded", "mode", "distance", "distance_directio
 FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
 
 
-def result_row(job: ScoreJob, outcome: ScoreResult | DeepaqError, reference_label: str | None = None) -> dict:
-    """One output row for a job: the result's fields, or its error message."""
+def result_row(job: ScoreJob, outcome: ScoreResult | DeepaqError, reference_label: str | None = None,
+               model: tuple[str, str] | None = None) -> dict:
+    """One output row for a job: the result's fields, or its error message (with `model`:
+    the scorer's id and version, so error rows say which model they were meant for)."""
     ref = source_name(job.reference) if job.reference is not None else (reference_label or "")
     row: dict[str, Any] = {c: None for c in COLUMNS}
     row.update(id=job.id, reference=ref, degraded=source_name(job.degraded))
@@ -39,6 +41,8 @@ def result_row(job: ScoreJob, outcome: ScoreResult | DeepaqError, reference_labe
                    duration_s=round(outcome.duration_s, 6), delay_s=clean_float(outcome.delay_s))
     else:
         row.update(mode="nmr" if job.reference is None else "full-reference", error=str(outcome))
+        if model is not None:
+            row.update(model=model[0], version=model[1])
     return row
 
 
