@@ -9,7 +9,13 @@ takes 2-D arrays `[rows, ...]`; the callers reshape.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from deepaq.errors import DeepaqError
+
+try:
+    from numba import njit
+except ImportError as exc:  # numba comes with the [baselines] extra
+    raise DeepaqError("PEAQ needs numba: pip install 'deepaq[baselines]'") from exc
 
 
 @njit(cache=True)
