@@ -172,26 +172,78 @@ def _haaqi(options: dict) -> PairMetric:
     return PairMetric("haaqi", "higher", impl.score_range, None, impl.version, impl)
 
 
-def _peaq(options: dict) -> PairMetric:
-    from deepaq.baselines.peaq import Peaq
+class PeaqScore:
+    """PEAQ Basic ODG (`output="odg"`, -4..0.2) or 2f-model MMS (`output="mms_2f"`, 0..100).
 
-    impl = Peaq(**options)
-    return PairMetric("peaq", "higher", (-4.0, 0.2), impl.sample_rate, impl.version, impl)
+    PEAQ needs time-aligned input: the pair is loaded at 48 kHz (channels kept; both
+    downmixed when their channel counts differ) and aligned with `deepaq.audio.align_pair`.
+    The last result is remembered, so scoring peaq and twof on the same pair runs PEAQ once
+    (within one process).
+    """
+
+    _last: tuple[tuple[str, str], Any] | None = None
+
+    def __init__(self, output: str, max_delay_s: float = 1.0):
+        from deepaq import __version__
+        from deepaq.baselines.peaq import peaq
+
+        self._peaq = peaq
+        self.output = output
+        self.max_delay_s = float(max_delay_s)
+        self.version = f"deepaq {__version__} PEAQ Basic (BS.1387-1 FFT model), aligned within {self.max_delay_s:g} s"
+
+    def _result(self, reference, degraded):
+        from deepaq.audio import align_pair, load_audio, to_mono
+
+        key = (str(reference), str(degraded))
+        if PeaqScore._last is not None and PeaqScore._last[0] == key and not isinstance(reference, tuple):
+            return PeaqScore._last[1]
+        ref, _ = load_audio(reference, sample_rate=48_000, mono=False)
+        deg, _ = load_audio(degraded, sample_rate=48_000, mono=False)
+        if ref.shape[0] != deg.shape[0]:
+            ref, deg = to_mono(ref), to_mono(deg)
+        pair = align_pair(ref, deg, 48_000, max_delay_s=self.max_delay_s, names=key)
+        result = self._peaq(reference=(pair.reference, 48_000), degraded=(pair.degraded, 48_000))
+        PeaqScore._last = (key, result)
+        return result
+
+    def score(self, *, reference, degraded) -> float:
+        return float(getattr(self._result(reference, degraded), self.output))
+
+
+def _peaq(options: dict) -> PairMetric:
+    impl = PeaqScore("odg", **options)
+    return PairMetric("peaq", "higher", (-4.0, 0.2), 48_000, impl.version + ", ODG", impl)
 
 
 def _twof(options: dict) -> PairMetric:
-    from deepaq.baselines.twof import TwoF
+    impl = PeaqScore("mms_2f", **options)
+    return PairMetric("twof", "higher", (0.0, 100.0), 48_000, impl.version + ", 2f-model MMS", impl)
 
-    impl = TwoF(**options)
-    return PairMetric("twof", "higher", (0.0, 100.0), impl.sample_rate, impl.version, impl)
+
+class DeepaqDistance:
+    """A DeePAQ model's full-reference embedding distance (lower is better), unmapped.
+
+    The evaluation fits its own mappings, so the model's shipped mapping is not applied.
+    """
+
+    def __init__(self, model: str | None = None, **options):
+        from deepaq.evaluation.embeddings import folder_hash
+        from deepaq.scoring import DEFAULT_MODEL, Scorer
+
+        self.scorer = Scorer(model or DEFAULT_MODEL, mapping=False, **options)
+        folder = self.scorer.model_folder
+        weights = folder_hash(folder) if folder is not None else "in-memory"
+        self.sample_rate = self.scorer.sample_rate
+        self.version = f"{self.scorer.model_id} {self.scorer.model_version} ({weights}), full-reference distance"
+
+    def score(self, *, reference, degraded) -> float:
+        return float(self.scorer.score(reference=reference, degraded=degraded).distance)
 
 
 def _deepaq(options: dict) -> PairMetric:
-    from deepaq.scoring import Scorer
-
-    impl = Scorer(**options)
-    direction = "higher" if getattr(impl, "higher_is_better", False) else "lower"
-    return PairMetric("deepaq", direction, getattr(impl, "score_range", None), impl.sample_rate, impl.version, impl)
+    impl = DeepaqDistance(**options)
+    return PairMetric("deepaq", "lower", (0.0, float("inf")), impl.sample_rate, impl.version, impl)
 
 
 BUILDERS: dict[str, Callable[[dict], Metric | SetMetric]] = {
