@@ -384,7 +384,7 @@ SCORES = [
     "corelli/opus3no1/1grave", "handel/rinaldo/lascia_chio_pianga", "monteverdi/madrigal.3.1",
     "monteverdi/madrigal.4.1", "palestrina/Agnus_01", "palestrina/Kyrie_02",
     "josquin/laDeplorationDeLaMorteDeJohannesOckeghem", "verdi/laDonnaEMobile", "beach/prayer_of_a_tired_child",
-    "chopin/mazurka06-2", "cpebach/h186", "essenFolksong/han1", "airdsAirs/book1", "ryansMammoth/",
+    "chopin/mazurka06-2", "cpebach/h186", "ryansMammoth/",
 ]
 
 # General MIDI programs by role; the lowest part gets a bass-register instrument
@@ -612,7 +612,7 @@ def plan_corpus(counts: dict[str, int], seed: int, sonic_pi_files: list[str]) ->
     return specs
 
 
-DEFAULT_COUNTS = {"sonic-pi": 70, "drums": 50, "music": 110, "speech": 45, "mixture": 35}
+DEFAULT_COUNTS = {"sonic-pi": 70, "drums": 50, "music": 75, "speech": 45, "mixture": 35}
 MANIFEST_FIELDS = ["clip_id", "kind", "path", "seconds", "channels", "sample_rate", "licence", "params"]
 
 
