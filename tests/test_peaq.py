@@ -121,18 +121,19 @@ def test_leading_and_trailing_silence_are_outside_the_data_bounds(castanets):
 
 
 def test_data_bounds_threshold_and_channel_rule():
+    q = 1 / 32768  # one 16-bit step
     x = np.zeros((1, 10_000))
-    x[0, 3000:3005] = 40.0  # sum of |x| over 5 samples = 200: not above the threshold
+    x[0, 3000:3005] = 40 * q  # sum of |x| over 5 samples = 200 steps: not above the threshold
     assert data_bounds(x) is None
-    x[0, 3004] = 41.0  # now 201
+    x[0, 3004] = 41 * q  # now 201
     assert data_bounds(x) == (3000, 3004)
     # Two channels: the later start within the same 2048-sample search buffer wins (PQevalAudio).
-    y = np.zeros((2, 20_000))
-    y[0, 100:200] = 1000.0
-    y[1, 500:600] = 1000.0
+    y = np.zeros((2, 20_000), dtype=np.float32)
+    y[0, 100:200] = 1000 * q
+    y[1, 500:600] = 1000 * q
     assert data_bounds(y)[0] == 496  # window 496..500 is the first over 200 in channel 1
     y[1, 500:600] = 0.0
-    y[1, 9000:9100] = 1000.0  # in a later buffer: the earlier channel decides
+    y[1, 9000:9100] = 1000 * q  # in a later buffer: the earlier channel decides
     assert data_bounds(y) == (96, 9103)  # ends are the last sample of the last window over 200
 
 

@@ -30,6 +30,7 @@ BOUNDARY_WINDOW = 5  # samples summed for the data boundary
 BOUNDARY_THRESHOLD = 200.0  # sum of |x| on the 16-bit scale
 BOUNDARY_BUFFER = 2048  # PQevalAudio searches in buffers of this size (overlap 4 samples)
 END_MIN = T.HOP  # samples of data the last frame must hold
+BLOCK_FRAMES = 256  # frames whose spectra are held at once (about 5.5 s; bounds memory)
 
 
 @dataclass(frozen=True)
@@ -78,11 +79,11 @@ def peaq(*, reference, degraded) -> PeaqResult:
         notes.append(f"lengths differ ({ref.shape[1]} vs {deg.shape[1]} samples): both cut to {n}")
         warnings.warn(f"{deg_name}: {notes[-1]}", stacklevel=2)
         ref, deg = ref[:, :n], deg[:, :n]
-    return evaluate(ref * T.AMAX, deg * T.AMAX, names=(ref_name, deg_name), notes=notes)
+    return evaluate(ref, deg, names=(ref_name, deg_name), notes=notes)
 
 
 def _load(source, role: str) -> tuple[np.ndarray, str]:
-    """Read and validate one input; returns float64 `[channels, samples]` at 48 kHz."""
+    """Read and validate one input; returns float32 `[channels, samples]` at 48 kHz."""
     from deepaq.audio import load_audio, resample
 
     name = str(source) if not isinstance(source, tuple) else f"<{role} array>"
@@ -96,20 +97,21 @@ def _load(source, role: str) -> tuple[np.ndarray, str]:
         raise AudioError(
             name, f"is {x.shape[1] / T.SAMPLE_RATE:.3f} s long; PEAQ needs at least {MIN_SECONDS:g} s"
         )
-    return x.astype(np.float64), name
+    return x, name
 
 
 def data_bounds(x: np.ndarray) -> tuple[int, int] | None:
-    """First and last sample of data in `[channels, samples]` (16-bit scale), or None if none.
+    """First and last sample of data in `[channels, samples]` (full scale 1), or None if none.
 
-    Data starts where the sum of |x| over 5 samples first exceeds 200 and ends where it last
-    does. With two channels PQevalAudio takes the later of the channels' starts found in the
-    same 2048-sample search buffer, and the later of their ends; this is reproduced here.
+    Data starts where the sum of |x| over 5 samples first exceeds 200/32768 and ends at the
+    last sample of the last such window. With two channels PQevalAudio takes the later of
+    the channels' starts found in the same 2048-sample search buffer, and the later of their
+    ends; this is reproduced here. (For 16-bit audio the float sums are exact.)
     """
     a = np.abs(x)
     n = a.shape[-1] - BOUNDARY_WINDOW + 1
     sums = sum(a[..., i : i + n] for i in range(BOUNDARY_WINDOW))
-    hit = sums > BOUNDARY_THRESHOLD
+    hit = sums > BOUNDARY_THRESHOLD / T.AMAX
     if not hit.any():
         return None
     firsts = [int(np.argmax(h)) for h in hit if h.any()]
@@ -123,7 +125,7 @@ def data_bounds(x: np.ndarray) -> tuple[int, int] | None:
 
 
 def evaluate(ref: np.ndarray, deg: np.ndarray, names=("<reference>", "<degraded>"), notes=None) -> PeaqResult:
-    """PEAQ of aligned `[channels, samples]` float64 signals already on the 16-bit scale at 48 kHz."""
+    """PEAQ of aligned `[channels, samples]` float signals (full scale 1) at 48 kHz."""
     bounds = data_bounds(ref)
     if bounds is None:
         raise AudioError(names[0], "is silent for PEAQ (no 5 samples sum above 200/32768 in magnitude)")
@@ -154,29 +156,48 @@ def evaluate(ref: np.ndarray, deg: np.ndarray, names=("<reference>", "<degraded>
     )
 
 
-def _frames(x: np.ndarray, count: int) -> np.ndarray:
-    """`count` frames of 2048 samples every 1024 from `[..., samples]`, zero-padded past the end."""
-    need = (count - 1) * T.HOP + T.FRAME
-    padded = np.zeros((*x.shape[:-1], max(need, x.shape[-1])))
-    padded[..., : x.shape[-1]] = x
-    return np.lib.stride_tricks.sliding_window_view(padded[..., :need], T.FRAME, axis=-1)[..., :: T.HOP, :]
+def _frame_block(x: np.ndarray, first: int, count: int) -> np.ndarray:
+    """Frames `first .. first + count - 1` (2048 samples every 1024) of a 1-D signal, on the
+    16-bit scale and zero-padded past its end."""
+    start = first * T.HOP
+    block = np.zeros((count - 1) * T.HOP + T.FRAME)
+    part = x[start : start + block.size]
+    block[: part.size] = part
+    block *= T.AMAX
+    return np.lib.stride_tricks.sliding_window_view(block, T.FRAME)[:: T.HOP]
+
+
+def _spectral(ref: np.ndarray, deg: np.ndarray, count: int) -> dict[str, np.ndarray]:
+    """Everything that needs the spectra, frame by frame, in blocks of frames so that long
+    inputs never hold all their spectra at once: unsmeared excitation `[2, frames, bands]`,
+    noise patterns, bandwidths and EHS values."""
+    blocks = []
+    for first in range(0, count, BLOCK_FRAMES):
+        n = min(BLOCK_FRAMES, count - first)
+        frames = np.stack([_frame_block(ref, first, n), _frame_block(deg, first, n)])
+        x2 = earmodel.power_spectrum(frames)
+        xw2 = earmodel.ear_weighted(x2)
+        bw_ref, bw_test = movs.bandwidth(x2[0], x2[1])
+        blocks.append({
+            "es": earmodel.excitation(xw2),
+            "noise": earmodel.noise_bands(xw2[0], xw2[1]),
+            "bw_ref": bw_ref,
+            "bw_test": bw_test,
+            "ehs": movs.harmonic_structure(frames[0], frames[1], x2[0], x2[1]),
+        })
+    return {k: np.concatenate([b[k] for b in blocks], axis=-2 if k == "es" else 0) for k in blocks[0]}
 
 
 def _channel(ref: np.ndarray, deg: np.ndarray, count: int, first: int) -> dict[str, np.ndarray]:
     """Per-frame MOV precursors of one channel for the frames from `first` on."""
-    frames = _frames(np.stack([ref, deg]), count)
-    fr, ft = frames[0], frames[1]
-    x2 = earmodel.power_spectrum(frames)
-    xw2 = earmodel.ear_weighted(x2)
-    eb_noise = earmodel.noise_bands(xw2[0], xw2[1])
-    es = earmodel.excitation(xw2)
+    spectral = _spectral(ref, deg, count)
+    es = spectral["es"]
     ehs = earmodel.time_spread(es)
     ep_ref, ep_test = movs.adapt(ehs[0], ehs[1])
     mod, eavg = movs.modulation(es)
     md1, md2, wt = movs.modulation_difference(mod[0], mod[1], eavg[0])
     keep = slice(first, None)
-    bw_ref, bw_test = movs.bandwidth(x2[0, keep], x2[1, keep])
-    nmr_avg, nmr_max = movs.noise_to_mask(eb_noise[keep], ehs[0, keep])
+    nmr_avg, nmr_max = movs.noise_to_mask(spectral["noise"][keep], ehs[0, keep])
     p, q = movs.detection(ehs[0, keep], ehs[1, keep])
     return {
         "loud_ref": movs.loudness(ehs[0, keep]),
@@ -185,13 +206,13 @@ def _channel(ref: np.ndarray, deg: np.ndarray, count: int, first: int) -> dict[s
         "md2": md2[keep],
         "wt": wt[keep],
         "nl": movs.noise_loudness(mod[0], mod[1], ep_ref, ep_test)[keep],
-        "bw_ref": bw_ref,
-        "bw_test": bw_test,
+        "bw_ref": spectral["bw_ref"][keep],
+        "bw_test": spectral["bw_test"][keep],
         "nmr_avg": nmr_avg,
         "nmr_max": nmr_max,
         "p": p,
         "q": q,
-        "ehs": movs.harmonic_structure(fr[keep], ft[keep], x2[0, keep], x2[1, keep]),
+        "ehs": spectral["ehs"][keep],
     }
 
 

@@ -155,20 +155,22 @@ def harmonic_structure(frames_ref, frames_test, x2_ref, x2_test) -> np.ndarray:
     """
     lags = m = EHS_LAGS
     n = lags + m - 1
-    tiny = np.finfo(float).tiny  # an all-zero bin would otherwise give log(0)
-    d = np.log(np.maximum(x2_test[..., :n], tiny) / np.maximum(x2_ref[..., :n], tiny))
-    nfft = 512
-    corr = scipy.fft.irfft(np.conj(scipy.fft.rfft(d[..., :m], nfft)) * scipy.fft.rfft(d, nfft), nfft)[..., :lags]
-    # Normalise lag i by the energies of D[0:m] and D[i:i+m].
-    cum = np.concatenate([np.zeros_like(d[..., :1]), np.cumsum(d * d, axis=-1)], axis=-1)
-    i = np.arange(lags)
-    energy = corr[..., :1] * (cum[..., i + m] - cum[..., i])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        norm = np.where(energy > 0, corr / np.sqrt(energy), 1.0)
+    # A bin where a spectrum is exactly 0 (digital silence) makes D infinite or NaN; as in
+    # PQevalAudio the frame's value then comes out 0 (no valley is found).
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        d = np.log(x2_test[..., :n] / x2_ref[..., :n])
+        nfft = 512
+        corr = scipy.fft.irfft(np.conj(scipy.fft.rfft(d[..., :m], nfft)) * scipy.fft.rfft(d, nfft), nfft)[..., :lags]
+        # Normalise lag i by the energies of D[0:m] and D[i:i+m].
+        cum = np.concatenate([np.zeros_like(d[..., :1]), np.cumsum(d * d, axis=-1)], axis=-1)
+        i = np.arange(lags)
+        energy = corr[..., :1] * (cum[..., i + m] - cum[..., i])
+        norm = np.where(energy <= 0, 1.0, corr / np.sqrt(energy))
     norm[..., 0] = 1.0
     window = hann(2 * lags - 1)[lags - 1 :] * np.sqrt(8.0 / 3.0) / lags
-    spec = scipy.fft.rfft(norm * window, axis=-1)
-    c2 = spec.real**2 + spec.imag**2
+    with np.errstate(invalid="ignore"):
+        spec = scipy.fft.rfft(norm * window, axis=-1)
+        c2 = spec.real**2 + spec.imag**2
     c2[..., 0] = 0.0  # remove the mean of the windowed correlation
     value = _peak_after_valley(c2)
     half = T.FRAME - T.HOP
