@@ -23,15 +23,15 @@ CONDITIONS = [("clean", "clean", math.inf, None, 4.8), ("opus_64", "opus", 64.0,
 
 
 def _clip(rng: np.random.Generator, seconds: float) -> np.ndarray:
-    """Stereo, broadband: a few harmonic tones with vibrato, plus noise bursts."""
+    """Stereo, broadband: modulated noise (most of the energy) plus harmonic tones with vibrato."""
     t = np.arange(int(seconds * SR)) / SR
     x = np.zeros_like(t)
     for _ in range(3):
         f0 = rng.uniform(110, 880)
         for h in range(1, 12):
             x += rng.uniform(0.2, 1) / h * np.sin(2 * np.pi * f0 * h * t + 3 * np.sin(2 * np.pi * 5 * t))
-    bursts = (np.sin(2 * np.pi * rng.uniform(2, 6) * t) > 0.3) * rng.standard_normal(len(t))
-    x = x / np.abs(x).max() + 0.5 * bursts
+    noise = rng.standard_normal(len(t)) * (1 + 0.5 * np.sin(2 * np.pi * rng.uniform(2, 6) * t))
+    x = 0.1 * x / np.abs(x).max() + noise / np.abs(noise).max()
     stereo = np.stack([x, np.roll(x, 50)])
     return (0.5 * stereo / np.abs(stereo).max()).astype(np.float32)
 

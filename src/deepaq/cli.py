@@ -28,9 +28,10 @@ VERBS: dict[str, str] = {
     "degrade": "degrade",
     "build-data": "build_data",
     "label": "label",
+    "train": "train",
     "calibrate": "calibrate",
-    "peaq": "peaq",
     "evaluate": "evaluate",
+    "peaq": "peaq",
 }
 
 

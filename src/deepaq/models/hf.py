@@ -126,6 +126,8 @@ class HFBackbone(Backbone):
         self.normalize = normalize
         self.weights_source = weights_source
         cfg = model.config
+        if getattr(model, "masked_spec_embed", None) is not None:  # used only by SpecAugment, which is off
+            model.masked_spec_embed.requires_grad_(False)
         self.num_hidden_states = cfg.num_hidden_layers + 1
         self.hidden_size = cfg.hidden_size
 

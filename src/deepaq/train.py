@@ -1,0 +1,481 @@
+"""Training loop: DeepaqNet + Rank-N-Contrast on a weak-label dataset.
+
+One entry point, `train(config, out, device, resume)`, used by `deepaq train` on a laptop
+CPU, one GPU (bf16 autocast) or several GPUs under torchrun (DDP when WORLD_SIZE > 1: each
+rank takes every world_size-th batch; gradients are averaged; rank 0 validates, logs and
+writes checkpoints).
+
+Every epoch ends with validation: per clip, each degraded item's embedding distance to the
+clean item's; reported as the Spearman correlation of -distance with ViSQOL (higher is
+better), overall and per codec, to `validation.csv` and TensorBoard. The overall value
+drives ReduceLROnPlateau (x0.99 after 10 epochs without improvement) and early stopping.
+
+Checkpoints (no pickle): `checkpoints/last/` after every epoch (and every
+`checkpoint_every_steps`), `checkpoints/best/` at each new best. A checkpoint folder is a model
+folder (model.safetensors + config.json, see deepaq.models.checkpoint) plus
+`training_state.safetensors` (optimizer tensors, RNG states) and `training_state.json`
+(step, epoch, position in the epoch, scheduler, optimizer groups, the training config).
+`--resume` restores all of it and skips the batches already done, so the run continues
+exactly as if it had not stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import os
+import random
+import shutil
+import tomllib
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from deepaq.errors import ConfigError
+
+# Every hyper-parameter and its default (the paper's where it gives one).
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "model": {
+        "backbone": "mert",
+        "weights": "m-a-p/MERT-v1-95M",  # local folder or HF id; "" = random initialisation
+        "normalize": True,
+        "hf_config": {},  # overrides of the backbone's architecture config (tests use a tiny one)
+        "backbone_config": {},  # extra config for non-transformers backbones (e.g. compact)
+        "embed_dim": 256,
+        "finetune": "lora",  # lora | full | frozen
+        "lora": {"r": 8, "alpha": 16, "dropout": 0.05},
+        "gradient_checkpointing": False,
+        "model_id": "deepaq-mert",
+    },
+    "data": {
+        "root": "",
+        "train_split": "train",
+        "validation_split": "validation",
+        "window_seconds": 5.0,
+        "random_crop": True,
+        "clips_per_batch": 4,  # 4 clips x 8 items = batch 32, as in the paper
+        "items_per_clip": 8,  # clean + 7 degraded items of the clip
+        "validation_batch_size": 32,
+        "num_workers": 2,
+    },
+    "loss": {"temperature": 2.0, "bitrate_weight": 1.0},
+    "optim": {
+        "lr": 1e-4,
+        "weight_decay": 0.01,
+        "betas": [0.9, 0.999],
+        "grad_accum": 1,
+        "grad_clip": 0.0,  # 0 = no clipping
+        "plateau_factor": 0.99,
+        "plateau_patience": 10,
+        "early_stopping_patience": 0,  # epochs without improvement; 0 = never stop early
+    },
+    "train": {
+        "max_epochs": 100,
+        "max_steps": 0,  # optimizer steps; 0 = no limit
+        "checkpoint_every_steps": 0,  # 0 = only at the end of each epoch
+        "precision": "auto",  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
+        "validate_at_start": True,  # log the untrained model's validation as epoch -1
+        "seed": 0,
+        "out": "runs/deepaq-mert",
+    },
+}
+
+
+def load_config(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Read a TOML training config over DEFAULTS; unknown sections or keys are errors."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    return merge_config(raw, str(path))
+
+
+def merge_config(raw: dict, source: str = "<config>") -> dict[str, dict[str, Any]]:
+    """DEFAULTS overridden by `raw`, checked for unknown keys and basic ranges."""
+    config = copy.deepcopy(DEFAULTS)
+    for section, values in raw.items():
+        if section not in config or not isinstance(values, dict):
+            raise ConfigError(f"{source}: unknown section [{section}] (known: {', '.join(config)})")
+        for key, value in values.items():
+            if key not in config[section]:
+                raise ConfigError(f"{source}: unknown key {key!r} in [{section}]")
+            if key == "lora":
+                value = {**config[section]["lora"], **value}
+            config[section][key] = value
+    if config["model"]["finetune"] not in ("lora", "full", "frozen"):
+        raise ConfigError(f"{source}: [model] finetune must be lora, full or frozen")
+    if config["train"]["precision"] not in ("auto", "bf16", "fp32"):
+        raise ConfigError(f"{source}: [train] precision must be auto, bf16 or fp32")
+    if config["optim"]["grad_accum"] < 1:
+        raise ConfigError(f"{source}: [optim] grad_accum must be >= 1")
+    return config
+
+
+def build_model(config: dict) -> "torch.nn.Module":
+    """The untrained DeepaqNet a training config describes."""
+    from deepaq.models import DeepaqNet, build_backbone
+
+    m = config["model"]
+    backbone_config = dict(m["backbone_config"])
+    if m["backbone"] in ("mert", "wav2vec2"):
+        backbone_config.update(normalize=m["normalize"], hf_config=m["hf_config"])
+    backbone = build_backbone(m["backbone"], backbone_config, m["weights"] or None)
+    if m["gradient_checkpointing"]:
+        backbone.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    info = {"model_id": m["model_id"], "window_seconds": config["data"]["window_seconds"],
+            "training": {"loss": config["loss"], "optim": config["optim"]}}
+    lora = {k: m["lora"][k] for k in ("r", "alpha", "dropout")}
+    return DeepaqNet(backbone, embed_dim=m["embed_dim"], finetune=m["finetune"], lora=lora, info=info)
+
+
+# ---------------------------------------------------------------- distributed set-up
+
+
+class Dist:
+    """Rank, world size and device; DDP through torch.distributed when WORLD_SIZE > 1."""
+
+    def __init__(self, device: str):
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("--device cuda: no CUDA device is available")
+        if device == "cuda":
+            torch.cuda.set_device(local_rank)
+            self.device = torch.device("cuda", local_rank)
+        else:
+            self.device = torch.device(device)
+        if self.world_size > 1:
+            torch.distributed.init_process_group("nccl" if device == "cuda" else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def broadcast(self, value: float) -> float:
+        """Rank 0's value on every rank."""
+        if self.world_size == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
+        torch.distributed.broadcast(t, 0)
+        return float(t.item())
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            torch.distributed.barrier()
+
+    def close(self) -> None:
+        if self.world_size > 1:
+            torch.distributed.destroy_process_group()
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def _rng_state() -> tuple[dict[str, torch.Tensor], dict]:
+    tensors = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = state
+    np_state = np.random.get_state()
+    meta = {"python": _jsonable(random.getstate()),
+            "numpy": [np_state[0], np_state[1].tolist(), *map(_jsonable, np_state[2:])]}
+    return tensors, meta
+
+
+def _set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    torch.set_rng_state(tensors["rng.torch"])
+    cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda[: torch.cuda.device_count()])
+    random.setstate(_tuples(meta["python"]))
+    kind, keys, pos, has_gauss, cached = meta["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
+def _jsonable(value):
+    return [_jsonable(v) for v in value] if isinstance(value, (tuple, list)) else value
+
+
+def _tuples(value):
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def save_checkpoint(folder: Path, model, optimizer, scheduler, state: dict, config: dict) -> None:
+    """Write model + training state into `folder` atomically (built beside it, then renamed)."""
+    from safetensors.torch import save_file
+
+    from deepaq.models import save_model
+
+    tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_model(model, tmp)
+    opt = optimizer.state_dict()
+    tensors = {f"optimizer.{i}.{name}": value.detach().cpu().contiguous()
+               for i, slots in opt["state"].items() for name, value in slots.items()}
+    rng_tensors, rng_meta = _rng_state()
+    save_file({**tensors, **rng_tensors}, str(tmp / "training_state.safetensors"))
+    meta = {**state, "optimizer_param_groups": opt["param_groups"], "scheduler": scheduler.state_dict(),
+            "rng": rng_meta, "config": config}
+    (tmp / "training_state.json").write_text(json.dumps(meta, indent=1))
+    if folder.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def find_checkpoint(out: Path) -> Path | None:
+    """The last complete checkpoint under `out` (a crash mid-rename leaves `last.old`)."""
+    for name in ("last", "last.old"):
+        folder = out / "checkpoints" / name
+        if (folder / "training_state.json").is_file():
+            return folder
+    return None
+
+
+def load_checkpoint(folder: Path, model, optimizer, scheduler) -> dict:
+    """Restore model, optimizer, scheduler and RNG states; returns the saved counters."""
+    from safetensors.torch import load_file
+
+    from deepaq.models.checkpoint import load_state
+
+    load_state(model, folder / "model.safetensors")
+    tensors = load_file(str(folder / "training_state.safetensors"))
+    meta = json.loads((folder / "training_state.json").read_text())
+    slots: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".", 2)
+            slots.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": slots, "param_groups": meta.pop("optimizer_param_groups")})
+    scheduler.load_state_dict(meta.pop("scheduler"))
+    _set_rng_state(tensors, meta.pop("rng"))
+    return meta
+
+
+# ---------------------------------------------------------------- validation
+
+
+def spearman_by_codec(records: list[dict]) -> dict[str, tuple[float, int]]:
+    """Spearman of -distance-to-clean with ViSQOL, overall and per codec: {codec: (rho, n)}."""
+    from scipy.stats import spearmanr
+
+    degraded = [r for r in records if r["codec"] != "clean"]
+    groups = {"overall": degraded}
+    for r in degraded:
+        groups.setdefault(r["codec"], []).append(r)
+    result = {}
+    for name, rows in groups.items():
+        score = [-r["distance"] for r in rows]
+        label = [r["visqol"] for r in rows]
+        ok = len(rows) >= 3 and len(set(score)) > 1 and len(set(label)) > 1
+        result[name] = (float(spearmanr(score, label).statistic) if ok else math.nan, len(rows))
+    return result
+
+
+@torch.no_grad()
+def validate(model, loader, device: torch.device, autocast) -> dict[str, tuple[float, int]]:
+    """Embed every validation item and score distances to each clip's clean item."""
+    from tqdm import tqdm
+
+    model.eval()
+    items = []
+    for batch in tqdm(loader, desc="validate", leave=False, dynamic_ncols=True):
+        with autocast():
+            emb = model.embed(batch["waveform"].to(device), batch["lengths"].to(device)).float().cpu()
+        for i in range(emb.shape[0]):
+            items.append({"clip_id": batch["clip_id"][i], "codec": batch["codec"][i],
+                          "visqol": float(batch["visqol"][i]), "embedding": emb[i]})
+    clean = {r["clip_id"]: r["embedding"] for r in items if r["codec"] == "clean"}
+    records = [{**r, "distance": float(torch.linalg.vector_norm(r["embedding"] - clean[r["clip_id"]]))}
+               for r in items if r["clip_id"] in clean]
+    model.train()
+    return spearman_by_codec(records)
+
+
+# ---------------------------------------------------------------- logging
+
+
+class Logs:
+    """train_log.csv (per optimizer step), validation.csv (per epoch and codec), TensorBoard."""
+
+    def __init__(self, out: Path, enabled: bool):
+        self.enabled = enabled
+        self.out = out
+        self.tb = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(out / "tensorboard"))
+
+    def _append(self, name: str, row: dict) -> None:
+        path = self.out / name
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def step(self, row: dict) -> None:
+        if self.enabled:
+            self._append("train_log.csv", row)
+            for key in ("loss", "loss_visqol", "loss_bitrate", "lr"):
+                self.tb.add_scalar(f"train/{key}", row[key], row["step"])
+
+    def validation(self, epoch: int, step: int, metrics: dict[str, tuple[float, int]]) -> None:
+        if self.enabled:
+            for codec, (rho, n) in metrics.items():
+                self._append("validation.csv", {"epoch": epoch, "step": step, "codec": codec, "spearman": rho, "n": n})
+                self.tb.add_scalar(f"validation/spearman_{codec}", rho, step)
+            self.tb.flush()
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def _loaders(config: dict, sample_rate: int, dist: Dist):
+    from torch.utils.data import DataLoader
+
+    from deepaq.data.dataset import ClipBatchSampler, ManifestDataset, collate
+
+    d, seed = config["data"], config["train"]["seed"]
+    train_set = ManifestDataset(d["root"], d["train_split"], sample_rate, d["window_seconds"], d["random_crop"], seed)
+    val_set = ManifestDataset(d["root"], d["validation_split"], sample_rate, d["window_seconds"], False, seed)
+    sampler = ClipBatchSampler(train_set.clip_ids, train_set.is_clean, d["clips_per_batch"], d["items_per_clip"],
+                               shuffle=True, seed=seed, rank=dist.rank, world_size=dist.world_size)
+    val_loader = DataLoader(val_set, batch_size=d["validation_batch_size"], collate_fn=collate,
+                            num_workers=d["num_workers"], generator=torch.Generator().manual_seed(seed))
+    return train_set, sampler, val_loader
+
+
+def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = False) -> dict:
+    """Train per `config`, writing logs and checkpoints to `out`; returns the final summary."""
+    from torch.utils.data import DataLoader
+    from tqdm import tqdm
+
+    from deepaq.data.dataset import collate
+    from deepaq.losses import deepaq_loss
+    from deepaq.models import count_parameters
+
+    if not config["data"]["root"]:
+        raise ConfigError("[data] root (the dataset folder) is not set: give it in the config or with --data")
+    out = Path(out)
+    checkpoint = find_checkpoint(out)
+    if checkpoint is not None and not resume:
+        raise ConfigError(f"{out}: holds a checkpoint already; pass --resume to continue it, or choose another --out")
+    dist = Dist(device)
+    t, o = config["train"], config["optim"]
+    torch.manual_seed(t["seed"])
+    random.seed(t["seed"])
+    np.random.seed(t["seed"])
+    model = build_model(config).to(dist.device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=o["lr"], weight_decay=o["weight_decay"], betas=tuple(o["betas"]))
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=o["plateau_factor"],
+                                                           patience=o["plateau_patience"])
+    state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best": -math.inf, "best_epoch": -1, "bad_epochs": 0}
+    if resume and checkpoint is not None:
+        state.update({k: v for k, v in load_checkpoint(checkpoint, model, optimizer, scheduler).items() if k in state})
+    train_set, sampler, val_loader = _loaders(config, model.sample_rate, dist)
+    net = model
+    if dist.world_size > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dist.device.index] if device == "cuda" else None)
+    bf16 = t["precision"] == "bf16" or (t["precision"] == "auto" and dist.device.type == "cuda")
+
+    def autocast():
+        return torch.autocast(dist.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+        count = count_parameters(model)
+        print(f"deepaq train: {count.trainable:,} of {count.total:,} parameters trainable ({100 * count.share:.2f} %), "
+              f"{dist.world_size} process(es) on {dist.device}, {'bf16' if bf16 else 'fp32'}")
+    logs = Logs(out, dist.main)
+    if t["validate_at_start"] and state["step"] == 0 and dist.main:
+        metrics = validate(model, val_loader, dist.device, autocast)
+        logs.validation(-1, 0, metrics)
+        print(f"untrained: validation Spearman(-distance, ViSQOL) overall {metrics['overall'][0]:.4f}")
+    accum, loss_cfg = o["grad_accum"], config["loss"]
+    stop = False
+    model.train()
+    while state["epoch"] < t["max_epochs"] and not stop:
+        epoch = state["epoch"]
+        sampler.set_epoch(epoch)
+        train_set.set_epoch(epoch)
+        batches = list(sampler)[state["batch_in_epoch"]:]
+        loader = DataLoader(train_set, batch_sampler=batches, collate_fn=collate,
+                            num_workers=config["data"]["num_workers"],
+                            generator=torch.Generator().manual_seed(t["seed"] + epoch))
+        bar = tqdm(loader, desc=f"epoch {epoch}", disable=not dist.main, dynamic_ncols=True,
+                   initial=state["batch_in_epoch"], total=len(sampler))
+        for batch in bar:
+            state["batch_in_epoch"] += 1
+            sync = state["batch_in_epoch"] % accum == 0 or state["batch_in_epoch"] == len(sampler)
+            with nullcontext() if sync or dist.world_size == 1 else net.no_sync():  # accumulate locally
+                with autocast():
+                    emb = net(batch["waveform"].to(dist.device), batch["lengths"].to(dist.device))
+                loss, parts = deepaq_loss(emb.float(), batch["visqol"].to(dist.device),
+                                          batch["bitrate"].to(dist.device), loss_cfg["temperature"],
+                                          loss_cfg["bitrate_weight"])
+                (loss / accum).backward()
+            if not sync:
+                continue
+            if o["grad_clip"]:
+                torch.nn.utils.clip_grad_norm_(params, o["grad_clip"])
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            state["step"] += 1
+            lr = optimizer.param_groups[0]["lr"]
+            logs.step({"step": state["step"], "epoch": epoch, "loss": float(loss.detach()), **parts, "lr": lr})
+            bar.set_postfix(loss=f"{parts['loss_visqol'] + parts['loss_bitrate']:.4f}", lr=f"{lr:.2e}")
+            at_limit = bool(t["max_steps"]) and state["step"] >= t["max_steps"]
+            every = t["checkpoint_every_steps"]
+            if (at_limit or (every and state["step"] % every == 0)) and state["batch_in_epoch"] < len(sampler):
+                if dist.main:
+                    save_checkpoint(out / "checkpoints" / "last", model, optimizer, scheduler, state, config)
+                dist.barrier()
+            if at_limit:
+                stop = True
+                break
+        bar.close()
+        if state["batch_in_epoch"] < len(sampler):
+            break  # stopped inside the epoch at max_steps: the checkpoint above records where
+        metrics = validate(model, val_loader, dist.device, autocast) if dist.main else {}
+        overall = dist.broadcast(metrics.get("overall", (math.nan, 0))[0] if dist.main else 0.0)
+        scheduler.step(overall if not math.isnan(overall) else -math.inf)
+        improved = not math.isnan(overall) and overall > state["best"]
+        if improved:
+            state.update(best=overall, best_epoch=epoch, bad_epochs=0)
+        else:
+            state["bad_epochs"] += 1
+        state.update(epoch=epoch + 1, batch_in_epoch=0)
+        if dist.main:
+            logs.validation(epoch, state["step"], metrics)
+            print(f"epoch {epoch}: validation Spearman(-distance, ViSQOL) overall {overall:.4f}"
+                  + "".join(f", {c} {rho:.3f}" for c, (rho, _) in metrics.items() if c != "overall"))
+            save_checkpoint(out / "checkpoints" / "last", model, optimizer, scheduler, state, config)
+            if improved:
+                save_checkpoint(out / "checkpoints" / "best", model, optimizer, scheduler, state, config)
+        dist.barrier()
+        patience = o["early_stopping_patience"]
+        if patience and state["bad_epochs"] >= patience:
+            if dist.main:
+                print(f"early stop: {patience} epochs without improvement")
+            stop = True
+    logs.close()
+    dist.close()
+    return state
