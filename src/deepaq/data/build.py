@@ -20,13 +20,14 @@ import hashlib
 import json
 import math
 import re
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
-from deepaq.data.labels import CLEAN_BITRATE, parallel_map, visqol_scorer
+from deepaq.data.labels import CLEAN_BITRATE, parallel_map, visqol_scorer, worker_pool
 from deepaq.data.manifest import SPLITS, Journal, write_manifest
 from deepaq.errors import ConfigError, DeepaqError
 
@@ -60,6 +61,12 @@ class BuildConfig:
     silence_dbfs: float = -60.0  # a 100 ms frame below this RMS level is silent
     max_silent_fraction: float = 0.2  # clips with more silent frames than this are skipped
     inputs: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        # one spelling per setting (16 and 16.0 are the same bitrate), so resume checks compare equal
+        for name, kind in (("codecs", str), ("bitrates", float), ("lowpass_hz", float), ("split_ratios", float), ("inputs", str)):
+            object.__setattr__(self, name, tuple(kind(v) for v in getattr(self, name)))
+        object.__setattr__(self, "clip_seconds", float(self.clip_seconds))
 
     def conditions(self) -> list[Condition]:
         """The clean item first, then every codec x bitrate, then the low-pass anchors."""
@@ -187,7 +194,9 @@ def load_source(source: Source, mono: bool) -> np.ndarray:
     """The source file at 48 kHz: mono or stereo (more than two channels are downmixed to mono)."""
     from deepaq.audio import load_audio
 
-    x, _ = load_audio(Path(source.root) / source.rel, sample_rate=SAMPLE_RATE, mono=False)
+    with warnings.catch_warnings():  # 44.1 kHz CD audio is brought to 48 kHz on purpose
+        warnings.filterwarnings("ignore", message=".*upsampling from")
+        x, _ = load_audio(Path(source.root) / source.rel, sample_rate=SAMPLE_RATE, mono=False)
     if mono or x.shape[0] > 2:
         x = x.mean(axis=0, keepdims=True, dtype=np.float32)
     return x
@@ -293,37 +302,37 @@ def build_dataset(
     inputs = [Path(p).resolve() for p in inputs]
     config = BuildConfig(**{**asdict(config), "inputs": tuple(map(str, inputs))})
     config.check()
+    sources = find_sources(inputs, config)
     dataset = Path(dataset).resolve()
     state = dataset / STATE_DIR
     _check_same_config(state / "config.json", config)
+    _check_same_sources(state / "sources.json", sources)
     _remove_partial_files(dataset / "audio")
     journal = Journal(state / "journal.jsonl")
     records = list(journal.records())
 
-    sources = find_sources(inputs, config)
-    _check_same_sources(state / "sources.json", sources)
     scanned = {r["key"]: r for r in records if r["kind"] == "source"}
-    to_scan = [(s, config) for s in sources if s.key not in scanned]
-    for _, record in parallel_map(_scan, to_scan, workers=workers, total=len(to_scan), desc="scan", unit="file"):
-        journal.append(record)
-        scanned[record["key"]] = record
-
     built = {r["clip_id"]: r for r in records if r["kind"] == "clip"}
-    clip_samples = int(round(config.clip_seconds * SAMPLE_RATE))
-    tasks = list(_clip_tasks(sources, scanned, clip_samples, str(dataset), config))
-    todo = [t for t in tasks if t.clip_id not in built]
-    per_clip = len(config.conditions())
-    for _, record in parallel_map(
-        build_clip, todo, workers=workers, total=len(todo) * per_clip, desc="build", unit="item",
-        weight=lambda r: per_clip,
-    ):
-        journal.append(record)
-        built[record["clip_id"]] = record
+    with worker_pool(workers) as pool:
+        to_scan = [(s, config) for s in sources if s.key not in scanned]
+        for _, record in parallel_map(pool, _scan, to_scan, workers=workers, total=len(to_scan), desc="scan", unit="file"):
+            journal.append(record)
+            scanned[record["key"]] = record
+
+        clip_samples = int(round(config.clip_seconds * SAMPLE_RATE))
+        tasks = list(_clip_tasks(sources, scanned, clip_samples, str(dataset), config))
+        todo = [t for t in tasks if t.clip_id not in built]
+        per_clip = len(config.conditions())
+        for _, record in parallel_map(
+            pool, build_clip, todo, workers=workers, total=len(todo) * per_clip, desc="build", unit="item", weight=lambda r: per_clip
+        ):
+            journal.append(record)
+            built[record["clip_id"]] = record
 
     rows = [row for t in tasks for row in built[t.clip_id]["rows"]]
     errors = [
-        {"item_id": "", "source": r["key"], "stage": "scan", "error": r["error"]}
-        for r in scanned.values() if r["error"]
+        {"item_id": "", "source": s.key, "stage": "scan", "error": scanned[s.key]["error"]}
+        for s in sources if scanned[s.key]["error"]
     ] + [e for t in tasks for e in built[t.clip_id]["errors"]]
     manifest = write_manifest(rows, dataset, csv=write_csv)
     _write_errors(dataset / "errors.csv", errors)

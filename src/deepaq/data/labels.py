@@ -46,27 +46,35 @@ def _init_worker() -> None:
         pass
 
 
-def parallel_map(
-    fn: Callable[[T], R], tasks: Iterable[T], *, workers: int, total: int, desc: str, unit: str = "it",
-    weight: Callable[[R], int] = lambda _: 1,
-) -> Iterator[tuple[T, R]]:
-    """Yield `(task, fn(task))` as each finishes, from `workers` processes, with a progress bar.
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of `workers` spawned processes, each with numba limited to one thread.
 
-    At most 2 x workers tasks are in flight, so a long task list costs no memory. `weight`
-    says how many progress-bar units a finished result counts for. `fn` must be a
-    module-level function (the processes are spawned, not forked).
+    Spawned, not forked: safe when the caller holds threads (torch, tqdm). Scripts that call
+    into it need the usual `if __name__ == "__main__":` guard.
+    """
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context, initializer=_init_worker)
+
+
+def parallel_map(
+    pool: ProcessPoolExecutor, fn: Callable[[T], R], tasks: Iterable[T], *, workers: int, total: int,
+    desc: str, unit: str = "it", weight: Callable[[R], int] = lambda _: 1,
+) -> Iterator[tuple[T, R]]:
+    """Yield `(task, fn(task))` as each finishes in `pool`, with a progress bar and ETA.
+
+    At most two tasks per worker are in flight, so a long task list costs no memory.
+    `weight` says how many progress-bar units a finished result counts for. `fn` must be
+    a module-level function.
     """
     from tqdm import tqdm
 
-    context = multiprocessing.get_context("spawn")
     pending: dict[Future, T] = {}
     todo = iter(tasks)
-    with tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True) as bar, ProcessPoolExecutor(
-        max_workers=max(1, workers), mp_context=context, initializer=_init_worker
-    ) as pool:
+    in_flight = 2 * max(1, workers)
+    with tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True) as bar:
         try:
             while True:
-                while len(pending) < 2 * max(1, workers):
+                while len(pending) < in_flight:
                     task = next(todo, None)
                     if task is None:
                         break
@@ -79,10 +87,9 @@ def parallel_map(
                     result = future.result()
                     bar.update(weight(result))
                     yield task, result
-        except BaseException:
+        finally:
             for future in pending:
                 future.cancel()
-            raise
 
 
 # ---------------------------------------------------------------- `deepaq label` on a pairs CSV
@@ -146,9 +153,9 @@ def label_pairs(pairs_csv: Path, out_csv: Path, *, workers: int) -> tuple[int, i
     done = {r["id"]: r for r in _read_labels(out_csv) if not r["error"]}
     todo = [p for p in pairs if p["id"] not in done]
     _rewrite(out_csv, list(done.values()))  # drops old error rows before appending new ones
-    with open(out_csv, "a", newline="", encoding="utf-8") as f:
+    with open(out_csv, "a", newline="", encoding="utf-8") as f, worker_pool(workers) as pool:
         writer = csv.DictWriter(f, fieldnames=LABEL_COLUMNS)
-        for _, row in parallel_map(score_pair, todo, workers=workers, total=len(todo), desc="label", unit="pair"):
+        for _, row in parallel_map(pool, score_pair, todo, workers=workers, total=len(todo), desc="label", unit="pair"):
             writer.writerow(row)
             f.flush()
             os.fsync(f.fileno())
