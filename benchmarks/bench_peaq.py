@@ -88,7 +88,8 @@ def main() -> int:
     mean_peaq = statistics.mean(r[0] for r in rows)
     mean_visqol = statistics.mean(r[1] for r in rows)
     print(f"{'mean':42s} {mean_peaq:8.3f} {mean_visqol:9.3f} {mean_visqol / mean_peaq:6.1f}")
-    print(f"PEAQ is {mean_visqol / mean_peaq:.1f}x faster than ViSQOL v3 ({visqol.version}) per {args.seconds:g} s pair")
+    ratio = mean_visqol / mean_peaq
+    print(f"PEAQ is {ratio:.1f}x faster than ViSQOL v3 ({visqol.version}) per {args.seconds:g} s pair")
     return 0
 
 

@@ -15,7 +15,8 @@ least half a frame of data.
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from deepaq.baselines.peaq import earmodel, movs
 from deepaq.baselines.peaq import tables as T
 from deepaq.baselines.twof import mms_2f
 from deepaq.errors import AudioError
+
+if TYPE_CHECKING:
+    from deepaq.audio import AudioSource
 
 # The averages need 0.5 s of delay plus a 100 ms window; below that PEAQ has nothing to say.
 MIN_SECONDS = 0.6
@@ -61,7 +65,7 @@ class PeaqResult:
         return out
 
 
-def peaq(*, reference, degraded) -> PeaqResult:
+def peaq(*, reference: AudioSource, degraded: AudioSource) -> PeaqResult:
     """PEAQ Basic of `degraded` against `reference`: the 11 MOVs, DI, ODG and the 2f MMS.
 
     Each input is a path or an `(array, sample_rate)` tuple (array `[channels, samples]` or
@@ -82,7 +86,7 @@ def peaq(*, reference, degraded) -> PeaqResult:
     return evaluate(ref, deg, names=(ref_name, deg_name), notes=notes)
 
 
-def _load(source, role: str) -> tuple[np.ndarray, str]:
+def _load(source: AudioSource, role: str) -> tuple[np.ndarray, str]:
     """Read and validate one input; returns float32 `[channels, samples]` at 48 kHz."""
     from deepaq.audio import load_audio, resample
 
@@ -124,7 +128,12 @@ def data_bounds(x: np.ndarray) -> tuple[int, int] | None:
     return start, end
 
 
-def evaluate(ref: np.ndarray, deg: np.ndarray, names=("<reference>", "<degraded>"), notes=None) -> PeaqResult:
+def evaluate(
+    ref: np.ndarray,
+    deg: np.ndarray,
+    names: tuple[str, str] = ("<reference>", "<degraded>"),
+    notes: list[str] | None = None,
+) -> PeaqResult:
     """PEAQ of aligned `[channels, samples]` float signals (full scale 1) at 48 kHz."""
     bounds = data_bounds(ref)
     if bounds is None:
@@ -137,7 +146,8 @@ def evaluate(ref: np.ndarray, deg: np.ndarray, names=("<reference>", "<degraded>
     if n_frames - skip < window:
         seconds = (bounds[1] - bounds[0] + 1) / T.SAMPLE_RATE
         raise AudioError(
-            names[0], f"has only {seconds:.3f} s of signal between its data boundaries; PEAQ needs at least {MIN_SECONDS:g} s"
+            names[0],
+            f"has only {seconds:.3f} s of signal between its data boundaries; PEAQ needs at least {MIN_SECONDS:g} s",
         )
 
     per_channel = [_channel(r, d, end_frame + 1, start_frame) for r, d in zip(ref, deg)]
@@ -222,8 +232,9 @@ def _average(ch: list[dict[str, np.ndarray]], n_frames: int, skip: int, window: 
     def mean(f) -> float:
         return float(np.mean([f(c) for c in ch]))
 
-    # RmsNoiseLoudB starts 50 ms after both signals first exceed 0.1 sone (any channel).
-    loud = min(int(np.argmax(m)) if m.any() else n_frames for m in ((c["loud_ref"] > 0.1) & (c["loud_test"] > 0.1) for c in ch))
+    # RmsNoiseLoudB starts 50 ms after both signals first exceed 0.1 sone (in any channel).
+    audible = [(c["loud_ref"] > 0.1) & (c["loud_test"] > 0.1) for c in ch]
+    loud = min(int(np.argmax(a)) if a.any() else n_frames for a in audible)
     skip_nl = max(loud + int(np.ceil(0.05 * T.FRAME_RATE)), skip)
     adb, mfpd = movs.average_detection(np.stack([c["p"] for c in ch]), np.stack([c["q"] for c in ch]))
     return [

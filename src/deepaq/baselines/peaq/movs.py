@@ -65,7 +65,9 @@ def loudness(ehs: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- per-frame precursors
 
 
-def modulation_difference(m_ref: np.ndarray, m_test: np.ndarray, eavg_ref: np.ndarray):
+def modulation_difference(
+    m_ref: np.ndarray, m_test: np.ndarray, eavg_ref: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-frame `(ModDiff1, ModDiff2, weight)` of the modulation patterns."""
     diff = np.abs(m_test - m_ref)
     num2 = np.where(m_ref > m_test, 0.1 * diff, diff)
@@ -76,7 +78,7 @@ def modulation_difference(m_ref: np.ndarray, m_test: np.ndarray, eavg_ref: np.nd
     return md1, md2, weight
 
 
-def noise_loudness(m_ref, m_test, ep_ref, ep_test) -> np.ndarray:
+def noise_loudness(m_ref: np.ndarray, m_test: np.ndarray, ep_ref: np.ndarray, ep_test: np.ndarray) -> np.ndarray:
     """Per-frame partial loudness of additive distortions in the presence of the reference."""
     et = internal_noise()
     s_ref = 0.15 * m_ref + 0.5
@@ -144,7 +146,9 @@ EHS_LAGS = 256  # correlation lags (covers harmonics up to 9 kHz)
 EHS_ENERGY_THRESHOLD = 8000.0  # on the 16-bit scale, over the second half of a frame
 
 
-def harmonic_structure(frames_ref, frames_test, x2_ref, x2_test) -> np.ndarray:
+def harmonic_structure(
+    frames_ref: np.ndarray, frames_test: np.ndarray, x2_ref: np.ndarray, x2_test: np.ndarray
+) -> np.ndarray:
     """Per-frame error harmonic structure; -1 for frames too quiet to measure.
 
     D = ln(|X_test|^2 / |X_ref|^2) over the first 511 bins; its normalised autocorrelation
