@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
         return _run_batch(args.pairs, args.out)
     if len(args.inputs) != 2:
         raise ConfigError("expected REFERENCE DEGRADED (two files), or --pairs CSV")
+    if args.out is not None:
+        raise ConfigError("--out is for batches (--pairs CSV); for one pair use --json and redirect")
     from deepaq.baselines.peaq import peaq
 
     result = peaq(reference=args.inputs[0], degraded=args.inputs[1])
