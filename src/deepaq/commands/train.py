@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 HELP = "train a DeePAQ model (MERT + LoRA + Rank-N-Contrast) from a TOML config; resumable"
@@ -32,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
         config["train"]["max_steps"] = args.max_steps
     out = args.out or Path(config["train"]["out"])
     state = train(config, out, device=args.device, resume=args.resume)
-    print(f"deepaq train: {state['step']} steps, {state['epoch']} epochs; best validation Spearman "
-          f"{state['best']:.4f} (epoch {state['best_epoch']}); checkpoints in {out / 'checkpoints'}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
+        print(f"deepaq train: {state['step']} steps, {state['epoch']} epochs; best validation Spearman "
+              f"{state['best']:.4f} (epoch {state['best_epoch']}); checkpoints in {out / 'checkpoints'}")
     return 0

@@ -21,7 +21,8 @@ import json
 from pathlib import Path
 
 import torch
-from transformers import HubertConfig, HubertModel, PretrainedConfig, PreTrainedModel, Wav2Vec2Config, Wav2Vec2Model
+from torch import nn
+from transformers import HubertConfig, HubertModel, Wav2Vec2Config, Wav2Vec2Model
 
 from deepaq.errors import ModelError
 from deepaq.models.backbones import Backbone, register_backbone
@@ -81,7 +82,7 @@ def _read_state(folder: Path) -> tuple[dict[str, torch.Tensor], Path]:
     raise ModelError(f"{folder}: no model.safetensors or pytorch_model.bin")
 
 
-def _adapt_keys(state: dict[str, torch.Tensor], model: PreTrainedModel) -> dict[str, torch.Tensor]:
+def _adapt_keys(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
     """Strip a task model's prefix (dropping its heads) and rename old weight-norm keys."""
     prefix = model.base_model_prefix + "."
     if any(k.startswith(prefix) for k in state):
@@ -117,7 +118,7 @@ def _resolve(weights: str | Path) -> Path:
 class HFBackbone(Backbone):
     """A transformers speech/music encoder returning all hidden states stacked."""
 
-    def __init__(self, name: str, model: PreTrainedModel, sample_rate: int, normalize: bool,
+    def __init__(self, name: str, model: nn.Module, sample_rate: int, normalize: bool,
                  weights_source: str | None):
         super().__init__()
         self.name = name
@@ -167,7 +168,7 @@ def normalize_clips(x: torch.Tensor, mask: torch.Tensor | None = None, eps: floa
     return (x - mean) / torch.sqrt(var + eps) * m
 
 
-def _build(name: str, config_cls: type[PretrainedConfig], model_cls: type[PreTrainedModel],
+def _build(name: str, config_cls: type, model_cls: type,
            defaults: dict, sample_rate: int, config: dict, weights: str | Path | None) -> HFBackbone:
     unknown = set(config) - {"normalize", "hf_config"}
     if unknown:
