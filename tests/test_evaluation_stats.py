@@ -10,7 +10,7 @@ from scipy import stats as sps
 
 from deepaq.errors import ConfigError
 from deepaq.evaluation import stats
-from deepaq.evaluation.stats import _weighted_pearson, _weighted_ranks
+from deepaq.evaluation.stats import _weighted_kendall, _weighted_pearson, _weighted_ranks
 from deepaq.mapping import Mapping, fit_mapping
 
 
@@ -37,6 +37,7 @@ def test_weighted_statistics_equal_replicated_data(tied_data):
     rng = np.random.default_rng(0)
     w = rng.integers(0, 4, size=(5, x.size)).astype(float)
     ranks_x = _weighted_ranks(x, w)
+    taus = _weighted_kendall(x, y, w)
     for row, wi in enumerate(w):
         rep_x, rep_y = np.repeat(x, wi.astype(int)), np.repeat(y, wi.astype(int))
         assert _weighted_pearson(x[None], y[None], wi[None])[0] == pytest.approx(sps.pearsonr(rep_x, rep_y).statistic)
@@ -45,6 +46,7 @@ def test_weighted_statistics_equal_replicated_data(tied_data):
         assert np.allclose(ranks_x[row][kept], [expected[v] for v in x[kept]])
         srcc = _weighted_pearson(ranks_x[row][None], _weighted_ranks(y, wi[None]), wi[None])[0]
         assert srcc == pytest.approx(sps.spearmanr(rep_x, rep_y).statistic)
+        assert taus[row] == pytest.approx(sps.kendalltau(rep_x, rep_y).statistic)
 
 
 def test_bootstrap_resamples_whole_groups():
