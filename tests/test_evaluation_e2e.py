@@ -120,12 +120,15 @@ def test_fad_per_condition_in_workers_with_a_bad_item_and_a_skipped_metric(visqo
     with open(small, "w", newline="") as f:
         csv.writer(f).writerows([["test", "item", "condition", "reference", "degraded", "score"], *rows])
     out = tmp_path / "out"
-    code, text = _run(capsys, small, "--metrics", "fad,nomad", "--metric-option", f"fad.weights={tiny_wav2vec2}",
-                      "--metric-option", "fad.backbone=wav2vec2", "--bootstrap", "50", "--jobs", "2",
+    model = _tiny_deepaq_model(tmp_path / "tiny")
+    code, text = _run(capsys, small, "--metrics", "fad,nomad,deepaq", "--metric-option", f"fad.weights={tiny_wav2vec2}",
+                      "--metric-option", "fad.backbone=wav2vec2", "--metric-option", f"deepaq.model={model}",
+                      "--metric-option", "deepaq.cache_dir=false", "--bootstrap", "50", "--jobs", "2",
                       "--cache-dir", tmp_path / "cache", "--out", out)
     assert code == 0, text
     assert "skipped nomad: nomad needs local wav2vec 2.0 weights" in text
     assert "fad: 5 computed, 0 from cache, 1 failed" in text  # 6 distinct files, one of them not audio
+    assert "deepaq: 3 computed, 0 from cache, 1 failed" in text
     results = json.loads((out / "results.json").read_text())
     assert results["skipped"]["nomad"].startswith("nomad needs local wav2vec 2.0 weights")
     assert "broken.wav" in results["metrics"]["fad"]["errors"]["T/*/broken"]
@@ -140,6 +143,25 @@ def test_fad_per_condition_in_workers_with_a_bad_item_and_a_skipped_metric(visqo
     assert float(table["transcoded"]["fad"]) == pytest.approx(fad["T/transcoded"], rel=1e-5)
     assert table["broken"]["fad"] == ""
     assert "Skipped metrics" in (out / "report.md").read_text()
+    # the DeePAQ distance through the Scorer: zero for the identical pair, lower is better
+    deepaq = {s["item"]: s["scores"]["deepaq"] for s in results["stimuli"]}
+    assert deepaq["castanets"] == pytest.approx(0.0, abs=1e-5)
+    assert deepaq["CA01"] > 0 and deepaq["glock"] > 0 and deepaq["broken"] is None
+    assert results["metrics"]["deepaq"]["direction"] == "lower"
+
+
+def _tiny_deepaq_model(folder):
+    """A random tiny compact DeePAQ checkpoint in the real format (save_model)."""
+    import torch
+
+    from deepaq.models import DeepaqNet, build_backbone, save_model
+
+    torch.manual_seed(0)
+    backbone = build_backbone("compact", {"hidden": 16, "blocks": 2, "dilations": [1, 2], "downsample_after": [1],
+                                          "n_bands": 32})
+    net = DeepaqNet(backbone, embed_dim=16, finetune="full",
+                    info={"model_id": "tiny-test", "version": "1", "window_seconds": 1.0})
+    return save_model(net, folder)
 
 
 def test_cli_rejects_bad_metric_requests(manifest, tmp_path, capsys):

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from deepaq.evaluation.manifest import write_manifest
     from deepaq.evaluation.metrics import MetricUnavailable, parse_specs
     from deepaq.evaluation.report import write_report
-    from deepaq.evaluation.runner import score_stimuli
+    from deepaq.evaluation.runner import score_stimuli, worker_pool
 
     if args.folds < 2 or args.bootstrap < 1:
         raise ConfigError("--folds must be at least 2 and --bootstrap at least 1")
@@ -83,15 +83,21 @@ def run(args: argparse.Namespace) -> int:
     cache = ScoreCache(args.cache_dir)
     print(f"{len(stimuli)} stimuli in {len({s.test for s in stimuli})} test(s); cache {cache.root}")
     scores, skipped = [], {}
-    for spec in specs:
-        try:
-            result = score_stimuli(stimuli, spec, cache, jobs)
-        except MetricUnavailable as exc:
-            skipped[spec.name] = str(exc)
-            print(f"skipped {spec.name}: {exc}")
-            continue
-        print(f"{result.name}: {result.computed} computed, {result.cached} from cache, {len(result.errors)} failed")
-        scores.append(result)
+    pool = worker_pool(jobs)
+    try:
+        for spec in specs:
+            try:
+                result = score_stimuli(stimuli, spec, cache, pool)
+            except MetricUnavailable as exc:
+                skipped[spec.name] = str(exc)
+                print(f"skipped {spec.name}: {exc}")
+                continue
+            print(f"{result.name}: {result.computed} computed, {result.cached} from cache, "
+                  f"{len(result.errors)} failed")
+            scores.append(result)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     cfg = AnalysisConfig(mapping=args.mapping, folds=args.folds, n_boot=args.bootstrap, seed=args.seed)
     results, series = analyse(stimuli, scores, cfg)
     results["skipped"] = skipped

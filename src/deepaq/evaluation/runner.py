@@ -1,7 +1,7 @@
 """Score every stimulus of a listening test with one metric: cached, parallel, fault-tolerant.
 
-Cached scores are reused; the rest run in `jobs` worker processes (each builds its own
-metric once) or in this process when `jobs` is 1. A stimulus whose audio a metric cannot
+Cached scores are reused; the rest run in a pool of worker processes shared by all
+metrics (each worker builds each metric once) or in this process. A stimulus whose audio a metric cannot
 use (a `DeepaqError`) is recorded with its message and the run goes on; each finished score
 is written to the cache at once, so an interrupted run resumes where it stopped.
 """
@@ -37,66 +37,77 @@ class MetricScores:
     cached: int = 0
 
 
-_WORKER_METRIC = None
+_METRICS: dict[str, object] = {}  # spec label -> built metric, per process
 
 
-def _init_worker(spec: MetricSpec) -> None:
-    global _WORKER_METRIC
+def _init_worker() -> None:
     try:
         import torch
 
         torch.set_num_threads(1)
     except ImportError:
         pass
-    _WORKER_METRIC = build_metric(spec)
 
 
-def _score_one(index: int, reference: str, degraded: str) -> tuple[int, float | None, str | None]:
+def _metric(spec: MetricSpec):
+    """The metric of `spec`, built once per process."""
+    if spec.label not in _METRICS:
+        _METRICS[spec.label] = build_metric(spec)
+    return _METRICS[spec.label]
+
+
+def _score_one(spec: MetricSpec, index: int, reference: str, degraded: str) -> tuple[int, float | None, str | None]:
     try:
-        return index, _WORKER_METRIC.score(reference=reference, degraded=degraded), None
+        return index, _metric(spec).score(reference=reference, degraded=degraded), None
     except DeepaqError as exc:
         return index, None, str(exc)
 
 
-def _stats_one(index: int, path: str) -> tuple[int, GaussianStats | None, str | None]:
+def _stats_one(spec: MetricSpec, index: int, path: str) -> tuple[int, GaussianStats | None, str | None]:
     try:
-        return index, _WORKER_METRIC.file_stats(path), None
+        return index, _metric(spec).file_stats(path), None
     except DeepaqError as exc:
         return index, None, str(exc)
 
 
-def _run(spec: MetricSpec, metric, fn, tasks: list[tuple], jobs: int, desc: str):
-    """Yield fn(*task) results, in this process or in `jobs` spawned workers."""
-    global _WORKER_METRIC
+def worker_pool(jobs: int) -> ProcessPoolExecutor | None:
+    """A pool of `jobs` spawned workers to share between metrics (None for jobs <= 1).
+
+    Each worker builds every metric it is given once and keeps it; torch uses one thread each.
+    """
+    if jobs <= 1:
+        return None
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker)
+
+
+def _run(spec: MetricSpec, fn, tasks: list[tuple], pool: ProcessPoolExecutor | None, desc: str):
+    """Yield fn(spec, *task) results, in this process or in the pool's workers."""
     bar = tqdm(total=len(tasks), desc=desc, unit="file", disable=not tasks)
-    if jobs <= 1 or len(tasks) <= 1:
-        _WORKER_METRIC = metric
-        try:
+    try:
+        if pool is None or len(tasks) <= 1:
             for task in tasks:
-                yield fn(*task)
+                yield fn(spec, *task)
                 bar.update()
-        finally:
-            _WORKER_METRIC = None
-            bar.close()
-        return
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(spec,)) as pool:
-        futures = [pool.submit(fn, *task) for task in tasks]
-        try:
-            for fut in as_completed(futures):
+        else:
+            for fut in as_completed([pool.submit(fn, spec, *task) for task in tasks]):
                 yield fut.result()
                 bar.update()
-        finally:
-            bar.close()
+    finally:
+        bar.close()
 
 
-def score_stimuli(stimuli: list[Stimulus], spec: MetricSpec, cache: ScoreCache, jobs: int = 1) -> MetricScores:
-    """Score all stimuli with the metric `spec` (raises `MetricUnavailable` if it cannot run)."""
-    metric = build_metric(spec)
+def score_stimuli(stimuli: list[Stimulus], spec: MetricSpec, cache: ScoreCache,
+                  pool: ProcessPoolExecutor | None = None) -> MetricScores:
+    """Score all stimuli with the metric `spec` (raises `MetricUnavailable` if it cannot run).
+
+    Uncached work runs in `pool` (see `worker_pool`) or, without one, in this process.
+    """
+    metric = _metric(spec)
     identity = metric_identity(metric.name, metric.version, spec.options)
     result = MetricScores(spec, metric.name, metric.direction, metric.version)
     if is_set_metric(metric):
-        _score_sets(stimuli, spec, metric, identity, cache, jobs, result)
+        _score_sets(stimuli, spec, metric, identity, cache, pool, result)
         return result
     scores = np.full(len(stimuli), np.nan)
     tasks, keys = [], {}
@@ -113,7 +124,7 @@ def score_stimuli(stimuli: list[Stimulus], spec: MetricSpec, cache: ScoreCache, 
         else:
             keys[i] = key
             tasks.append((i, str(s.reference), str(s.degraded)))
-    for i, value, error in _run(spec, metric, _score_one, tasks, jobs, f"{metric.name}"):
+    for i, value, error in _run(spec, _score_one, tasks, pool, metric.name):
         if error is not None:
             result.errors["/".join(stimuli[i].key)] = error
             continue
@@ -124,7 +135,7 @@ def score_stimuli(stimuli: list[Stimulus], spec: MetricSpec, cache: ScoreCache, 
     return result
 
 
-def _score_sets(stimuli, spec, metric, identity, cache, jobs, result: MetricScores) -> None:
+def _score_sets(stimuli, spec, metric, identity, cache, pool, result: MetricScores) -> None:
     """Per-file Gaussian statistics (cached), pooled per (test, condition) into one FAD each."""
     files: dict[str, str] = {}  # path -> cache key
     bad: dict[str, str] = {}
@@ -144,7 +155,7 @@ def _score_sets(stimuli, spec, metric, identity, cache, jobs, result: MetricScor
             result.cached += 1
         else:
             tasks.append((len(tasks), p))
-    for i, value, error in _run(spec, metric, _stats_one, tasks, jobs, f"{metric.name}"):
+    for i, value, error in _run(spec, _stats_one, tasks, pool, metric.name):
         p = tasks[i][1]
         if error is not None:
             bad[p] = error
