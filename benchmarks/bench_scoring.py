@@ -59,18 +59,25 @@ def pick_model(tmp: Path) -> tuple[Path, str]:
     return random_model(tmp / "random-compact", {}, "random-compact"), "random compact (default architecture)"
 
 
-def throughput(model: Path, tmp: Path, batch_size: int) -> list[dict]:
+def _find(folder: Path, stem: str) -> Path:
+    for suffix in (".wav", ".flac"):
+        if (folder / f"{stem}{suffix}").is_file():
+            return folder / f"{stem}{suffix}"
+    raise SystemExit(f"{folder}: no {stem}.wav or .flac (see --testdata)")
+
+
+def throughput(model: Path, testdata: Path, tmp: Path, batch_size: int, device: str) -> list[dict]:
     from deepaq.scoring import Scorer
 
-    refs = [TESTDATA / f"{r}.wav" for r, _ in PAIRS]
-    degs = [TESTDATA / f"{d}.wav" for _, d in PAIRS]
+    refs = [_find(testdata, r) for r, _ in PAIRS]
+    degs = [_find(testdata, d) for _, d in PAIRS]
     audio_s = sum(sf.info(str(d)).duration for d in degs)
-    bank_refs = [TESTDATA / f"{n}.wav" for n in ("castanets48_stereo", "CA01_01")]  # content not among the degraded
+    bank_refs = [_find(testdata, n) for n in ("castanets48_stereo", "CA01_01")]  # content not among the degraded
     rows = []
     for mode in ("FR", "NMR"):
         cache = tmp / f"cache-{mode}"
         for state in ("cold", "warm"):
-            scorer = Scorer(model, cache_dir=cache, batch_size=batch_size)
+            scorer = Scorer(model, cache_dir=cache, batch_size=batch_size, device=device)
             bank = scorer.make_bank(bank_refs) if mode == "NMR" else None
             start = time.perf_counter()
             jobs = [(r, d) for r, d in zip(refs, degs)] if mode == "FR" else degs
@@ -89,7 +96,7 @@ def make_long_pair(folder: Path, minutes: float) -> tuple[Path, Path]:
     ref_path, deg_path = folder / f"ref_{minutes:g}min.wav", folder / f"deg_{minutes:g}min.wav"
     if ref_path.exists() and deg_path.exists():
         return ref_path, deg_path
-    pieces = [sf.read(str(TESTDATA / f"{r}.wav"), dtype="float32")[0] for r, _ in PAIRS]
+    pieces = [sf.read(str(_find(TESTDATA, r)), dtype="float32")[0] for r, _ in PAIRS]
     total = int(minutes * 60 * 48000)
     sos = butter(8, 7000, fs=48000, output="sos")
     zi = np.repeat(sosfilt_zi(sos)[:, :, None], 2, axis=2) * 0
@@ -140,6 +147,8 @@ def main() -> None:
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--device", default="cpu", help="torch device of the throughput part (default: cpu)")
+    parser.add_argument("--testdata", type=Path, default=TESTDATA, help="folder with the ViSQOL test pairs")
     parser.add_argument("--memory-model", help="model for the memory part (default: a small random compact)")
     parser.add_argument("--workdir", type=Path, help="where the long test files go (default: a temporary folder)")
     parser.add_argument("--child-memory", nargs=4, help=argparse.SUPPRESS)
@@ -157,11 +166,12 @@ def main() -> None:
               f"load average {os.getloadavg()[0]:.1f}")
         if not args.skip_throughput:
             model, what = pick_model(tmp)
-            print(f"\nThroughput, model: {what}; {len(PAIRS)} real pairs from visqol_testdata")
+            print(f"\nThroughput on {args.device}, batch {args.batch_size}, model: {what}; "
+                  f"{len(PAIRS)} real pairs from {args.testdata.name}")
             print(f"{'mode':<5}{'cache':<6}{'items':>6}{'audio s':>9}{'wall s':>8}{'pairs/s':>9}{'RTF':>8}"
                   f"{'x real time':>12}{'vs cold':>9}{'hits':>7}{'misses':>7}")
             cold = {}
-            for r in throughput(model, tmp, args.batch_size):
+            for r in throughput(model, args.testdata, tmp, args.batch_size, args.device):
                 cold.setdefault(r["mode"], r["wall_s"])
                 print(f"{r['mode']:<5}{r['cache']:<6}{r['items']:>6}{r['audio_s']:>9.1f}{r['wall_s']:>8.2f}"
                       f"{r['items'] / r['wall_s']:>9.2f}{r['wall_s'] / r['audio_s']:>8.3f}"

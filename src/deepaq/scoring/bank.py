@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,7 @@ class EmbeddingBank:
         totals = np.bincount(self.window_owner, weights=self.window_weight, minlength=f)
         return (sums / totals[:, None]).astype(np.float32)
 
+    @cached_property
     def owner_weights(self) -> np.ndarray:
         """`[W, F]`: column f averages a per-window quantity over file f's windows."""
         w = np.zeros((len(self.window_owner), len(self.names)))

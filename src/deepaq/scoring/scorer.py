@@ -284,7 +284,7 @@ class Scorer:
         else:
             from scipy.spatial.distance import cdist
 
-            owner = bank.owner_weights()
+            owner = bank.owner_weights
             for batch in windower.batches(chunks, self._windows_per_batch(1)):
                 e = self._embed_batch(batch)
                 b, c, d = e.shape
