@@ -28,7 +28,6 @@ import math
 import os
 import random
 import shutil
-import tomllib
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,11 @@ import numpy as np
 import torch
 
 from deepaq.errors import ConfigError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 # Every hyper-parameter and its default (the paper's where it gives one).
 DEFAULTS: dict[str, dict[str, Any]] = {

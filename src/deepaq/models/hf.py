@@ -188,7 +188,8 @@ def _build(name: str, config_cls: type, model_cls: type,
         if missing or result.unexpected_keys:
             raise ModelError(f"{path}: does not match {model_cls.__name__} "
                              f"(missing {missing[:5]}, unexpected {result.unexpected_keys[:5]})")
-        source = str(weights)
+        local = Path(weights).expanduser()
+        source = str(local.resolve()) if local.is_dir() else str(weights)  # absolute folder or HF id
     return HFBackbone(name, model, sample_rate, bool(config.get("normalize", True)), source)
 
 
