@@ -15,8 +15,9 @@ Checkpoints (no pickle): `checkpoints/last/` after every epoch (and every
 folder (model.safetensors + config.json, see deepaq.models.checkpoint) plus
 `training_state.safetensors` (optimizer tensors, RNG states) and `training_state.json`
 (step, epoch, position in the epoch, scheduler, optimizer groups, the training config).
-`--resume` restores all of it and skips the batches already done, so the run continues
-exactly as if it had not stopped.
+`--resume` restores all of it and skips the batches already done, so a single-process run
+continues exactly as if it had not stopped (under DDP every rank restores rank 0's RNG
+state, so only dropout masks differ from an uninterrupted run).
 """
 
 from __future__ import annotations
@@ -386,7 +387,8 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
     torch.manual_seed(t["seed"])
     random.seed(t["seed"])
     np.random.seed(t["seed"])
-    model = build_model(config).to(dist.device)
+    model = build_model(config).to(dist.device)  # the same initial weights on every rank
+    torch.manual_seed(t["seed"] + dist.rank)  # but each rank its own dropout masks
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=o["lr"], weight_decay=o["weight_decay"], betas=tuple(o["betas"]))
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=o["plateau_factor"],
@@ -395,6 +397,9 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
     if resume and checkpoint is not None:
         state.update({k: v for k, v in load_checkpoint(checkpoint, model, optimizer, scheduler).items() if k in state})
     train_set, sampler, val_loader = _loaders(config, model.sample_rate, dist)
+    if len(sampler) == 0:
+        raise ConfigError(f"{config['data']['root']}: too few training clips for one batch of "
+                          f"{config['data']['clips_per_batch']} clips per process")
     net = model
     if dist.world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dist.device.index] if device == "cuda" else None)
