@@ -31,7 +31,7 @@ import numpy as np
 
 from deepaq.audio import AudioSource
 from deepaq.cache import EmbeddingCache, default_cache_dir, window_key
-from deepaq.errors import ConfigError, DeepaqError
+from deepaq.errors import AudioError, ConfigError, DeepaqError
 from deepaq.mapping import Mapping
 from deepaq.scoring.bank import EmbeddingBank
 from deepaq.scoring.results import FULL_REFERENCE, NMR, Embedding, ScoreResult, WindowScore
@@ -273,11 +273,15 @@ class Scorer:
 
     def _score_prepared(self, prepared, bank: EmbeddingBank | None) -> ScoreResult:
         job, chunks, delay = prepared
-        name = source_name(job.degraded)
-        windower = Windower(self.spec, name)
+        first = next(chunks, None)
+        if first is None:
+            raise AudioError(source_name(job.degraded), "has no audio left after alignment")
+        chunks = itertools.chain([first], chunks)
+        per_batch = self._windows_per_batch(first.shape[0])
+        windower = Windower(self.spec, source_name(job.degraded))
         per_window: list[np.ndarray] = []
         if bank is None:  # full reference: channels are [reference..., degraded...]
-            for batch in windower.batches(chunks, self._windows_per_batch(2)):
+            for batch in windower.batches(chunks, per_batch):
                 e = self._embed_batch(batch)
                 c = e.shape[1] // 2
                 per_window.append(np.linalg.norm(e[:, :c] - e[:, c:], axis=2).mean(axis=1))
@@ -285,7 +289,7 @@ class Scorer:
             from scipy.spatial.distance import cdist
 
             owner = bank.owner_weights
-            for batch in windower.batches(chunks, self._windows_per_batch(1)):
+            for batch in windower.batches(chunks, per_batch):
                 e = self._embed_batch(batch)
                 b, c, d = e.shape
                 dist = cdist(e.reshape(b * c, d), bank.window_embeddings) @ owner

@@ -11,7 +11,6 @@ side by side with the delay removed.
 from __future__ import annotations
 
 import itertools
-import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -137,7 +136,3 @@ def aligned_chunks(reference: AudioSource, degraded: AudioSource, sample_rate: i
     ref = _skip(itertools.chain(head_r, ref), max(0, -delay))
     deg = _skip(itertools.chain(head_d, deg), max(0, delay))
     return _zip_chunks(ref, deg), delay
-
-
-def is_path(source: AudioSource) -> bool:
-    return isinstance(source, (str, os.PathLike))
