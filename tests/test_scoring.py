@@ -11,6 +11,8 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from deepaq.audio import read_audio, write_audio
 from deepaq.errors import AudioError, ConfigError
@@ -72,6 +74,24 @@ def test_windower_is_the_same_for_any_chunking():
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(a[-1, 0], x[0, -200:])
     assert whole.weights().sum() == pytest.approx(1234)
+
+
+@settings(max_examples=60, deadline=None)
+@given(length=st.integers(1, 50), hop_frac=st.floats(0.05, 1.0), total=st.integers(1, 400), chunk=st.integers(1, 90))
+def test_windows_cover_every_sample_and_weights_sum_to_the_length(length, hop_frac, total, chunk):
+    spec = WindowSpec(length, max(1, int(length * hop_frac)), 1)
+    x = np.arange(total, dtype=np.float32)[np.newaxis]
+    w = Windower(spec)
+    windows = np.concatenate(list(w.batches((x[:, i:i + chunk] for i in range(0, total, chunk)), 5)))
+    starts = np.asarray(w.starts)
+    assert np.all(np.diff(starts) > 0) and w.total == total
+    for start, win in zip(starts, windows):  # each window is the audio at its start
+        np.testing.assert_array_equal(win[0], x[0, start:start + len(win[0])])
+    covered = np.zeros(total, bool)
+    for start in starts:
+        covered[start:start + min(length, total)] = True
+    assert covered.all()
+    assert w.weights().sum() == pytest.approx(total) and np.all(w.weights() > 0)
 
 
 def test_short_audio_is_one_window_and_too_short_is_an_error():
