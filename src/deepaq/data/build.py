@@ -311,8 +311,9 @@ def build_dataset(
     journal = Journal(state / "journal.jsonl")
     records = list(journal.records())
 
-    scanned = {r["key"]: r for r in records if r["kind"] == "source"}
-    built = {r["clip_id"]: r for r in records if r["kind"] == "clip"}
+    # what failed before is tried again (the failure may have been passing, e.g. a full disk)
+    scanned = {r["key"]: r for r in records if r["kind"] == "source" and not r["error"]}
+    built = {r["clip_id"]: r for r in records if r["kind"] == "clip" and not r["errors"]}
     with worker_pool(workers) as pool:
         to_scan = [(s, config) for s in sources if s.key not in scanned]
         for _, record in parallel_map(pool, _scan, to_scan, workers=workers, total=len(to_scan), desc="scan", unit="file"):
