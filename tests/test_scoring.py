@@ -222,6 +222,9 @@ def test_bank_errors_and_default_bank(model_dir, scorer, ref_folder, tmp_path):
     with pytest.raises(ConfigError, match="another model"):
         scorer.load_bank(tmp_path / "v9" / "bank.safetensors")
     assert len(other.load_bank("default")) == 3
+    retrained = Scorer(save_tiny_model(tmp_path / "same name", seed=5), cache_dir=False)  # same id and version
+    with pytest.raises(ConfigError, match="weights"):
+        retrained.load_bank(scorer.load_bank(ref_folder))
 
 
 # ---- mapping -----------------------------------------------------------------------------

@@ -10,7 +10,8 @@ what `deepaq embed DIR --bank bank.safetensors` writes. Tensors:
     file_embeddings   [F, D] float32   per file: weighted mean of its window embeddings
 
 The safetensors metadata holds `names` (JSON list of the F file names) and the model's
-id, version, sample rate and window settings, checked against the scorer that uses it.
+id, version, weights hash, sample rate and window settings, checked against the scorer
+that uses it.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ class EmbeddingBank:
 
     def check_model(self, model: dict, source: str) -> None:
         """Raise ConfigError when the bank was made with another model or window setting."""
-        diffs = [k for k in ("model_id", "version", "sample_rate", "window", "hop")
+        diffs = [k for k in ("model_id", "version", "weights", "sample_rate", "window", "hop")
                  if k in self.model and self.model.get(k) != model.get(k)]
         if diffs:
             detail = ", ".join(f"{k} {self.model.get(k)!r} vs {model.get(k)!r}" for k in diffs)

@@ -114,15 +114,16 @@ class Scorer:
         self.mapping = self._resolve_mapping(mapping)
         folder = default_cache_dir() if cache_dir is None else (None if cache_dir is False else cache_dir)
         self.cache = EmbeddingCache(folder)
-        self._namespace = f"{self.model_id}|{self.model_version}|{_weights_hash(self.model_folder)}|{self.sample_rate}"
+        self.weights_hash = _weights_hash(self.model_folder)
+        self._namespace = f"{self.model_id}|{self.model_version}|{self.weights_hash}|{self.sample_rate}"
         self._banks: dict[str, EmbeddingBank] = {}
         self.nmr_bank = nmr_bank
 
     @property
     def model_facts(self) -> dict:
-        """Model id, version, rate and window settings (stored in banks, checked on use)."""
-        return {"model_id": self.model_id, "version": self.model_version, "sample_rate": self.sample_rate,
-                "window": self.spec.length, "hop": self.spec.hop}
+        """Model id, version, weights hash, rate and window settings (stored in banks, checked on use)."""
+        return {"model_id": self.model_id, "version": self.model_version, "weights": self.weights_hash,
+                "sample_rate": self.sample_rate, "window": self.spec.length, "hop": self.spec.hop}
 
     def _resolve_mapping(self, mapping: Any) -> Mapping | None:
         if mapping is False:
