@@ -265,3 +265,26 @@ def test_bad_inputs_raise_clear_errors_and_batches_go_on(scorer, tmp_path, visqo
         scorer.score(reference=(y, sr), degraded=(noise, sr))
     out = scorer.score_batch([(tmp_path / "missing.wav", good), ((y, sr), (y, sr))])
     assert isinstance(out[0], AudioError) and out[1].distance == pytest.approx(0.0, abs=1e-6)
+
+
+# ---- public API --------------------------------------------------------------------------
+
+def test_public_api_is_lazy_and_scores(model_dir, tmp_path, monkeypatch, visqol_testdata):
+    import subprocess
+    import sys
+
+    code = "import sys, deepaq; print('torch' in sys.modules, 'numpy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split() == \
+        ["False", "False"]
+    import deepaq
+
+    monkeypatch.setenv("DEEPAQ_CACHE_DIR", str(tmp_path / "cache"))
+    x, sr = excerpt(visqol_testdata / "moonlight48_stereo.wav", 3.0)
+    y, _ = excerpt(visqol_testdata / "moonlight48_stereo_128kbps_aac.wav", 3.0)
+    r = deepaq.score(reference=(x, sr), degraded=(y, sr), model=str(model_dir))
+    assert r.distance > 0 and r.model_id == "tiny-test"
+    assert deepaq.embed((x, sr), model=str(model_dir)).embedding.shape == (16,)
+    from deepaq.models import DeepaqNet
+
+    assert isinstance(deepaq.load_model(model_dir), DeepaqNet)
+    assert (tmp_path / "cache" / "embeddings.sqlite").is_file()
