@@ -11,6 +11,7 @@ side by side with the delay removed.
 from __future__ import annotations
 
 import itertools
+import warnings
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -55,6 +56,8 @@ def _stream_file(path: Path, info, sample_rate: int, mono: bool) -> Iterator[np.
 
     channels = 1 if mono else info.channels
     resampler = None
+    if info.samplerate < sample_rate:
+        warnings.warn(f"{path}: upsampling from {info.samplerate} Hz to {sample_rate} Hz", stacklevel=2)
     if info.samplerate != sample_rate:
         resampler = soxr.ResampleStream(info.samplerate, sample_rate, channels, dtype="float32", quality="HQ")
     peak = 0.0
