@@ -177,11 +177,12 @@ class PeaqScore:
 
     PEAQ needs time-aligned input: the pair is loaded at 48 kHz (channels kept; both
     downmixed when their channel counts differ) and aligned with `deepaq.audio.align_pair`.
-    The last result is remembered, so scoring peaq and twof on the same pair runs PEAQ once
-    (within one process).
+    Results for file pairs are remembered (per process, up to `_MEMO_SIZE` pairs), so
+    scoring peaq and twof on the same stimuli runs PEAQ once per pair.
     """
 
-    _last: tuple[tuple[str, str], Any] | None = None
+    _MEMO_SIZE = 100_000
+    _memo: dict[tuple[str, str], Any] = {}
 
     def __init__(self, output: str, max_delay_s: float = 1.0):
         from deepaq import __version__
@@ -196,19 +197,26 @@ class PeaqScore:
         from deepaq.audio import align_pair, load_audio, to_mono
 
         key = (str(reference), str(degraded))
-        if PeaqScore._last is not None and PeaqScore._last[0] == key and not isinstance(reference, tuple):
-            return PeaqScore._last[1]
+        files = not isinstance(reference, tuple) and not isinstance(degraded, tuple)
+        if files and key in PeaqScore._memo:
+            return PeaqScore._memo[key]
         ref, _ = load_audio(reference, sample_rate=48_000, mono=False)
         deg, _ = load_audio(degraded, sample_rate=48_000, mono=False)
         if ref.shape[0] != deg.shape[0]:
             ref, deg = to_mono(ref), to_mono(deg)
-        pair = align_pair(ref, deg, 48_000, max_delay_s=self.max_delay_s, names=key)
+        pair = align_pair(ref, deg, 48_000, max_delay_s=self.max_delay_s,
+                          names=(_name(reference), _name(degraded)))
         result = self._peaq(reference=(pair.reference, 48_000), degraded=(pair.degraded, 48_000))
-        PeaqScore._last = (key, result)
+        if files and len(PeaqScore._memo) < PeaqScore._MEMO_SIZE:
+            PeaqScore._memo[key] = result
         return result
 
     def score(self, *, reference, degraded) -> float:
         return float(getattr(self._result(reference, degraded), self.output))
+
+
+def _name(source) -> str:
+    return "<array>" if isinstance(source, tuple) else str(source)
 
 
 def _peaq(options: dict) -> PairMetric:
