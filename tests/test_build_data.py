@@ -141,8 +141,17 @@ def _cli(corpus: Path, out: Path, workers: int) -> list[str]:
     return [sys.executable, "-m", "deepaq", "build-data", str(corpus), "-o", str(out), "--workers", str(workers), *GRID]
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def test_killed_build_resumes_to_the_same_result(corpus, built, tmp_path):
-    """Killed with one worker, finished with two: the same dataset as one uninterrupted 2-worker run."""
+    """Killed (kill -9 of the CLI) with one worker, finished with two: the same dataset as one
+    uninterrupted 2-worker run. The orphaned worker ends itself."""
     out = tmp_path / "resumed"
     journal = out / ".deepaq-build" / "journal.jsonl"
     proc = subprocess.Popen(_cli(corpus, out, 1), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -153,9 +162,15 @@ def test_killed_build_resumes_to_the_same_result(corpus, built, tmp_path):
                 break
             time.sleep(0.1)
         assert proc.poll() is None, "the build finished before it could be killed"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its workers, mid-item
+        os.kill(proc.pid, signal.SIGKILL)  # the CLI only, mid-item; its worker is orphaned
         proc.wait()
+        deadline = time.time() + 20
+        while _group_alive(proc.pid) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not _group_alive(proc.pid), "worker processes outlived the killed build"
+    finally:
+        if _group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
     done_before = journal.read_text().count('"kind": "clip"')
     assert 1 <= done_before < 4 and not (out / "manifest.parquet").exists()
 

@@ -12,6 +12,8 @@ import csv
 import math
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, TypeVar
@@ -44,6 +46,14 @@ def _init_worker() -> None:
         numba.set_num_threads(1)
     except ImportError:  # ViSQOL then runs its pure-Python path; nothing to limit
         pass
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose parent was killed (kill -9) would wait for work forever: end it instead."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
 
 
 def worker_pool(workers: int) -> ProcessPoolExecutor:
