@@ -7,6 +7,7 @@ SIGKILL part-way and resumed, and must end byte-for-byte equal to it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -63,6 +64,16 @@ def built(corpus, tmp_path_factory) -> Path:
     dataset = tmp_path_factory.mktemp("dataset") / "ds"
     build_dataset([corpus], dataset, CONFIG, workers=2, write_csv=True)
     return dataset
+
+
+def test_default_grid_is_the_papers():
+    from deepaq.codecs import PAPER_BITRATES
+
+    config = BuildConfig()
+    assert config.codecs == ("opus", "mp3", "aac") and config.bitrates == tuple(map(float, PAPER_BITRATES))
+    assert config.clip_seconds == 5.0 and len(config.conditions()) == 22
+    clean = config.conditions()[0]
+    assert (clean.suffix, clean.codec, clean.bitrate_kbps) == ("clean", "clean", math.inf)
 
 
 def test_split_counts_are_exact_and_seeded():
@@ -220,7 +231,11 @@ def test_bad_settings_fail_fast(corpus, tmp_path, capsys, args, message):
     assert not (tmp_path / "x").exists()
 
 
-def test_empty_input_folder_is_a_clear_error(tmp_path):
+def test_empty_or_ambiguous_inputs_are_clear_errors(corpus, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="no audio files"):
         build_dataset([tmp_path / "empty"], tmp_path / "ds", CONFIG, workers=1)
+    (tmp_path / "x" / corpus.name).mkdir(parents=True)
+    with pytest.raises(ConfigError, match="different names"):
+        build_dataset([corpus, tmp_path / "x" / corpus.name], tmp_path / "ds", CONFIG, workers=1)
+    assert not (tmp_path / "ds").exists()

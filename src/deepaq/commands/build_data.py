@@ -25,15 +25,18 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from deepaq.data.build import BuildConfig
+
+    d = BuildConfig()
     parser.add_argument("inputs", nargs="+", type=Path, metavar="CLEAN_DIR", help="folders of clean audio (searched recursively)")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="DATASET_DIR", help="dataset folder (created; rerun the same command to resume)")
-    parser.add_argument("--clip-seconds", type=float, default=5.0, help="clip length (default 5 s, as MERT was pre-trained on)")
-    parser.add_argument("--max-clips", type=int, default=10, help="at most this many clips per source file (default 10)")
-    parser.add_argument("--codecs", type=_names, default=("opus", "mp3", "aac"), help="comma-separated codecs (default opus,mp3,aac)")
-    parser.add_argument("--bitrates", type=_floats, default=(16, 32, 48, 64, 80, 96, 128), help="comma-separated kbps (default the paper's 16,32,48,64,80,96,128)")
-    parser.add_argument("--lowpass", type=_floats, default=(), metavar="HZ,...", help="also add low-pass anchors at these cutoffs (e.g. 3500,7000)")
-    parser.add_argument("--split", type=_floats, default=(0.8, 0.1, 0.1), metavar="TRAIN,VAL,TEST", help="split ratios by source file (default 0.8,0.1,0.1)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the train/validation/test split (default 0)")
+    parser.add_argument("--clip-seconds", type=float, default=d.clip_seconds, help="clip length (default 5 s, as MERT was pre-trained on)")
+    parser.add_argument("--max-clips", type=int, default=d.max_clips_per_source, help=f"at most this many clips per source file (default {d.max_clips_per_source})")
+    parser.add_argument("--codecs", type=_names, default=d.codecs, help=f"comma-separated codecs (default {','.join(d.codecs)}; also mp2, ac3)")
+    parser.add_argument("--bitrates", type=_floats, default=d.bitrates, help=f"comma-separated kbps (default the paper's {','.join(f'{b:g}' for b in d.bitrates)})")
+    parser.add_argument("--lowpass", type=_floats, default=d.lowpass_hz, metavar="HZ,...", help="also add low-pass anchors at these cutoffs (e.g. 3500,7000)")
+    parser.add_argument("--split", type=_floats, default=d.split_ratios, metavar="TRAIN,VAL,TEST", help="split ratios by source file (default 0.8,0.1,0.1)")
+    parser.add_argument("--seed", type=int, default=d.seed, help="seed of the train/validation/test split (default 0)")
     parser.add_argument("--mono", action="store_true", help="downmix to mono before coding (default: code and store stereo sources as stereo)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: all CPU cores)")
     parser.add_argument("--csv", action="store_true", help="also write manifest.csv")

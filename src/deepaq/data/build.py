@@ -53,7 +53,7 @@ class BuildConfig:
     clip_seconds: float = 5.0
     max_clips_per_source: int = 10
     codecs: tuple[str, ...] = ("opus", "mp3", "aac")
-    bitrates: tuple[float, ...] = (16, 32, 48, 64, 80, 96, 128)
+    bitrates: tuple[float, ...] = (16, 32, 48, 64, 80, 96, 128)  # the paper's (deepaq.codecs.PAPER_BITRATES)
     lowpass_hz: tuple[float, ...] = ()
     split_ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train, validation, test
     seed: int = 0
@@ -133,6 +133,9 @@ def find_sources(inputs: list[Path], config: BuildConfig) -> list[Source]:
             and not any(part.startswith(".") for part in p.relative_to(root).parts)
         ]
         found += [(str(root), p.relative_to(root).as_posix()) for p in files]
+    names = [root.name for root in inputs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"input folders must have different names (sources are keyed by it): {', '.join(map(str, inputs))}")
     if not found:
         raise ConfigError(f"no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) under {', '.join(map(str, inputs))}")
     found.sort(key=lambda rf: (Path(rf[0]).name, rf[1], rf[0]))
