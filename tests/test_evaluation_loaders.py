@@ -186,3 +186,28 @@ def test_generic_mushra_loader_with_webmushra_defaults_and_custom_layout(tmp_pat
     bad = _write_csv(tmp_path / "bad.csv", ["Subject", "Excerpt", "System", "Grade"], [["s1", "song", "codecA", "n/a"]])
     with pytest.raises(ManifestError, match="bad.csv: line 2: score 'n/a' is not a number"):
         load_mushra_csv(bad, flat, layout)
+
+
+def test_evaluate_cli_reads_a_sebass_layout_of_real_audio(visqol_testdata, tmp_path, capsys):
+    """`--format sebass` through the CLI: symlinked real speech files, PEAQ ODG, manifest written."""
+    from deepaq.cli import main
+
+    signals = tmp_path / "Signals"
+    sources = {"orig": "CA01_01.wav", "AlgoA": "transcoded_CA01_01.wav", "AlgoB": "CA01_01.wav"}
+    for cond, name in sources.items():
+        for trial in ("speech_1", "speech_2"):
+            (signals / cond).mkdir(parents=True, exist_ok=True)
+            (signals / cond / f"{trial}.wav").symlink_to(visqol_testdata / name)
+    rows = [["Speech", lis, trial, cond, score] for lis in ("L1", "L2") for trial in ("speech_1", "speech_2")
+            for cond, score in (("orig", 100), ("AlgoA", 30), ("AlgoB", 95))]
+    table = _write_csv(tmp_path / "ratings.csv", ["Testname", "Listener", "Trial", "Condition", "Ratingscore"], rows)
+    code = main(["evaluate", str(table), "--format", "sebass", "--audio-root", str(signals), "--metrics", "peaq",
+                 "--write-manifest", str(tmp_path / "manifest.csv"), "--bootstrap", "20",
+                 "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out")])
+    assert code == 0, capsys.readouterr()
+    stimuli = {s.key: s for s in read_manifest(tmp_path / "manifest.csv")}
+    assert set(stimuli) == {("Speech", t, c) for t in ("speech_1", "speech_2") for c in ("AlgoA", "AlgoB")}
+    with open(tmp_path / "out" / "scores.csv") as f:
+        odg = {(r["item"], r["condition"]): float(r["peaq"]) for r in csv.DictReader(f)}
+    assert odg[("speech_1", "AlgoB")] > -0.5  # identical to the reference
+    assert odg[("speech_1", "AlgoA")] < odg[("speech_1", "AlgoB")] - 1

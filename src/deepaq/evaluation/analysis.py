@@ -151,11 +151,13 @@ def significance_rows(all_series: list[Series]) -> list[dict]:
             by_scope.setdefault(s.scope, []).append(s)
     for scope, group in by_scope.items():
         for a, b in itertools.combinations(group, 2):
-            common = sorted(set(a.labels) & set(b.labels))
+            pos_a = {k: i for i, k in enumerate(a.labels)}
+            pos_b = {k: i for i, k in enumerate(b.labels)}
+            common = sorted(set(pos_a) & set(pos_b))
             if len(common) < MIN_POINTS:
                 continue
-            ia = [a.labels.index(k) for k in common]
-            ib = [b.labels.index(k) for k in common]
+            ia = [pos_a[k] for k in common]
+            ib = [pos_b[k] for k in common]
             y = a.y[ia]
             pairs = {"srcc_raw": (stats.spearman, a.x[ia], b.x[ib])}
             if a.cv is not None and b.cv is not None:
