@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=1,
                         help="worker processes for scoring (default 1; 0 = all cores)")
     parser.add_argument("--cache-dir", type=Path,
-                        help="score cache (default $DEEPAQ_CACHE_DIR/evaluation or ~/.cache/deepaq/evaluation)")
+                        help="score cache (default: evaluation/ in $DEEPAQ_CACHE_DIR or ~/.cache/deepaq)")
     parser.add_argument("--out", type=Path, required=True, help="output folder for report.md, CSVs, PNGs, JSON")
 
 

@@ -4,7 +4,7 @@ Key: sha256 of the metric's identity (name, version, options) and the content ha
 the reference and degraded files; moving or renaming audio keeps its cache entries.
 Pair scores are appended to one JSON-lines file per metric (a partly written last line
 from an interrupted run is ignored); FAD's per-file Gaussian statistics are .npz files.
-The cache lives outside the user's data: `$DEEPAQ_CACHE_DIR` or `~/.cache/deepaq`.
+The cache lives outside the user's data, under deepaq's cache folder (`deepaq.cache`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from deepaq.errors import AudioError
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("DEEPAQ_CACHE_DIR") or Path.home() / ".cache" / "deepaq"
-    return Path(root) / "evaluation"
+    """`evaluation/` under deepaq's cache folder (`$DEEPAQ_CACHE_DIR`, XDG or ~/.cache/deepaq)."""
+    from deepaq.cache import default_cache_dir as deepaq_cache_dir
+
+    return deepaq_cache_dir() / "evaluation"
 
 
 _HASHES: dict[tuple[str, int, int], str] = {}
