@@ -209,6 +209,20 @@ def test_rerun_of_a_finished_build_retries_only_failures(corpus, built):
     pd.testing.assert_frame_equal(read_manifest(built), manifest)
 
 
+def test_an_item_that_fails_becomes_an_error_row(tmp_path):
+    """FFmpeg's mp2 encoder refuses 40 kbps at 48 kHz stereo: that item fails, the rest is built."""
+    (tmp_path / "src").mkdir()
+    sf.write(tmp_path / "src" / "song.flac", _music(1.5, 48000, 7).T, 48000)
+    config = BuildConfig(clip_seconds=1, codecs=("mp2",), bitrates=(32, 40))
+    summary = build_dataset([tmp_path / "src"], tmp_path / "ds", config, workers=1)
+    m = read_manifest(tmp_path / "ds")
+    assert sorted(m.item_id.str.split("__").str[1]) == ["clean", "mp2_32"]
+    errors = pd.read_csv(tmp_path / "ds" / "errors.csv")
+    assert summary.errors == 1 and errors.item_id.iloc[0].endswith("__mp2_40") and errors.stage.iloc[0] == "code"
+    assert "mp2 at 40 kbps" in errors.error.iloc[0]
+    assert not list((tmp_path / "ds" / "audio").glob("*/mp2_40.flac"))
+
+
 def test_rerun_with_other_settings_is_refused(corpus, built):
     other = BuildConfig(**{**CONFIG.__dict__, "bitrates": (16, 64)})
     with pytest.raises(ConfigError, match="bitrates differ"):
