@@ -27,7 +27,7 @@ from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
-from deepaq.data.labels import CLEAN_BITRATE, parallel_map, visqol_scorer, worker_pool
+from deepaq.data.labels import CLEAN_BITRATE, item_error, parallel_map, visqol_scorer, worker_pool
 from deepaq.data.manifest import SPLITS, Journal, write_manifest
 from deepaq.errors import ConfigError, DeepaqError
 
@@ -232,8 +232,8 @@ def build_clip(task: ClipTask) -> dict[str, Any]:
         if peak > HEADROOM_PEAK:
             clean = clean * np.float32(HEADROOM_PEAK / peak)
         clean_path = _write(folder / "clean.flac", clean)
-    except DeepaqError as exc:
-        record["errors"].append(_error(task, "clean", "read", exc))
+    except Exception as exc:
+        record["errors"].append(_error(task, "clean", "read", item_error(exc)))
         return record
     from deepaq.codecs import codec_versions, degrade, lowpass
 
@@ -259,9 +259,9 @@ def build_clip(task: ClipTask) -> dict[str, Any]:
                 _write(path, degrade(clean, SAMPLE_RATE, cond.codec, cond.bitrate_kbps))
             stage = "label"
             mos = scorer.score(reference=clean_path, degraded=path)
-        except DeepaqError as exc:
+        except Exception as exc:
             path.unlink(missing_ok=True)
-            record["errors"].append(_error(task, cond.suffix, stage, exc))
+            record["errors"].append(_error(task, cond.suffix, stage, item_error(exc)))
             if cond.codec == "clean":  # nothing else can be labelled without the reference
                 return record
             continue
@@ -282,8 +282,8 @@ def _write(path: Path, x: np.ndarray) -> Path:
     return write_audio(path, x, SAMPLE_RATE, subtype=SUBTYPE)
 
 
-def _error(task: ClipTask, suffix: str, stage: str, exc: Exception) -> dict[str, str]:
-    return {"item_id": f"{task.clip_id}__{suffix}", "source": task.source.key, "stage": stage, "error": str(exc)}
+def _error(task: ClipTask, suffix: str, stage: str, text: str) -> dict[str, str]:
+    return {"item_id": f"{task.clip_id}__{suffix}", "source": task.source.key, "stage": stage, "error": text}
 
 
 # ---------------------------------------------------------------- the whole build

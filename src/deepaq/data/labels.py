@@ -39,6 +39,14 @@ def visqol_scorer():
     return _scorer
 
 
+def item_error(exc: Exception) -> str:
+    """The error text of one failed item. Bad audio, a codec or ViSQOL failure is that item's
+    problem; an OSError (full disk, no permission) would fail every item, so it is raised."""
+    if isinstance(exc, OSError):
+        raise exc
+    return str(exc) if isinstance(exc, DeepaqError) else f"{type(exc).__name__}: {exc}"
+
+
 def _init_worker() -> None:
     try:
         import numba
@@ -146,9 +154,9 @@ def score_pair(pair: dict[str, Any]) -> dict[str, Any]:
     try:
         row["visqol_mos"] = scorer.score(reference=folder / pair["reference"], degraded=folder / pair["degraded"])
         row["error"] = ""
-    except DeepaqError as exc:
+    except Exception as exc:
         row["visqol_mos"] = math.nan
-        row["error"] = str(exc)
+        row["error"] = item_error(exc)
     return row
 
 
