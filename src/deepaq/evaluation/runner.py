@@ -58,9 +58,12 @@ def _metric(spec: MetricSpec):
 
 def _score_one(spec: MetricSpec, index: int, reference: str, degraded: str) -> tuple[int, float | None, str | None]:
     try:
-        return index, _metric(spec).score(reference=reference, degraded=degraded), None
+        value = float(_metric(spec).score(reference=reference, degraded=degraded))
     except DeepaqError as exc:
         return index, None, str(exc)
+    if not np.isfinite(value):
+        return index, None, f"{degraded}: {spec.name} returned {value} against {reference}"
+    return index, value, None
 
 
 def _stats_one(spec: MetricSpec, index: int, path: str) -> tuple[int, GaussianStats | None, str | None]:
