@@ -235,6 +235,7 @@ def test_rerun_with_other_settings_is_refused(corpus, built):
         (["--codecs", "vorbis"], "unknown codec 'vorbis'"),
         (["--codecs", "mp2", "--bitrates", "16"], "mp2 cannot code at"),
         (["--clip-seconds", "0.5"], "between 1 and 60 s"),
+        (["--bitrates", "16,32,16"], "lists a value twice"),
     ],
 )
 def test_bad_settings_fail_fast(corpus, tmp_path, capsys, args, message):

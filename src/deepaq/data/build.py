@@ -83,6 +83,10 @@ class BuildConfig:
             raise ConfigError(f"clip length {self.clip_seconds} s must lie between 1 and 60 s (ViSQOL needs 1 s)")
         if self.max_clips_per_source < 1:
             raise ConfigError("max clips per source must be at least 1")
+        for name in ("codecs", "bitrates", "lowpass_hz"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ConfigError(f"{name} {values} lists a value twice (item ids would collide)")
         for codec in self.codecs:
             if codec not in CODECS:
                 raise ConfigError(f"unknown codec {codec!r}; choose from {', '.join(CODECS)}")
