@@ -21,7 +21,7 @@ import pytest
 import soundfile as sf
 
 from deepaq.data.build import BuildConfig, assign_splits, build_dataset, clip_positions
-from deepaq.data.manifest import COLUMNS, read_manifest
+from deepaq.data.manifest import COLUMNS, SPLITS, read_manifest
 from deepaq.errors import ConfigError
 
 GRID = ["--clip-seconds", "2", "--max-clips", "2", "--codecs", "opus,mp3", "--bitrates", "16,128", "--lowpass", "3500"]
@@ -206,6 +206,7 @@ def test_rerun_of_a_finished_build_retries_only_failures(corpus, built):
     added = journal.read_text().splitlines()[len(before):]
     assert len(added) == 1 and "broken.wav" in added[0]  # the unreadable file was tried again
     assert (summary.items, summary.errors) == (len(manifest), 1)
+    assert summary.items_per_split == manifest.split.value_counts().reindex(list(SPLITS), fill_value=0).to_dict()
     pd.testing.assert_frame_equal(read_manifest(built), manifest)
 
 

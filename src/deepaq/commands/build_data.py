@@ -56,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
         mono=args.mono,
     )
     summary = build_dataset(args.inputs, args.output, config, workers=args.workers, write_csv=args.csv)
+    splits = ", ".join(f"{n} {split}" for split, n in summary.items_per_split.items())
     print(
-        f"{summary.manifest}: {summary.items} items from {summary.clips} clips of {summary.sources} source files; "
-        f"{summary.errors} errors" + (f" (see {summary.manifest.parent / 'errors.csv'})" if summary.errors else "")
+        f"{summary.manifest}: {summary.items} items ({splits}) from {summary.clips} clips of {summary.sources} "
+        f"source files; {summary.errors} errors" + (f" (see {summary.manifest.parent / 'errors.csv'})" if summary.errors else "")
     )
     return 0

@@ -300,6 +300,7 @@ class BuildSummary:
     items: int
     errors: int
     manifest: Path
+    items_per_split: dict[str, int]
 
 
 def build_dataset(
@@ -344,7 +345,8 @@ def build_dataset(
     ] + [e for t in tasks for e in built[t.clip_id]["errors"]]
     manifest = write_manifest(rows, dataset, csv=write_csv)
     _write_errors(dataset / "errors.csv", errors)
-    return BuildSummary(len(sources), len(tasks), len(rows), len(errors), manifest)
+    per_split = {split: sum(1 for r in rows if r["split"] == split) for split in SPLITS}
+    return BuildSummary(len(sources), len(tasks), len(rows), len(errors), manifest, per_split)
 
 
 def _clip_tasks(
