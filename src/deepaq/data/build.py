@@ -23,7 +23,7 @@ import re
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -304,7 +304,7 @@ class BuildSummary:
 
 
 def build_dataset(
-    inputs: list[Path], dataset: Path, config: BuildConfig, *, workers: int, write_csv: bool = False
+    inputs: Sequence[str | Path], dataset: str | Path, config: BuildConfig, *, workers: int, write_csv: bool = False
 ) -> BuildSummary:
     """Build (or resume building) the dataset in `dataset`; see the module docstring."""
     inputs = [Path(p).resolve() for p in inputs]

@@ -113,7 +113,7 @@ def parallel_map(
 # ---------------------------------------------------------------- `deepaq label` on a pairs CSV
 
 
-def read_pairs(pairs_csv: Path) -> list[dict[str, Any]]:
+def read_pairs(pairs_csv: str | Path) -> list[dict[str, Any]]:
     """Rows of a `reference,degraded[,id][,bitrate_kbps]` CSV, paths resolved against its folder."""
     pairs_csv = Path(pairs_csv)
     if not pairs_csv.is_file():
@@ -160,7 +160,7 @@ def score_pair(pair: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def label_pairs(pairs_csv: Path, out_csv: Path, *, workers: int) -> tuple[int, int]:
+def label_pairs(pairs_csv: str | Path, out_csv: str | Path, *, workers: int) -> tuple[int, int]:
     """Score every pair not already scored in `out_csv`; returns (scored now, errors in total).
 
     Rows are appended to `out_csv` as they finish (a killed run keeps them); rows with an
