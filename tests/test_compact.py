@@ -97,3 +97,29 @@ def test_default_size_and_checkpoint_round_trip(tmp_path):
     with torch.no_grad():
         assert torch.allclose(net.embed(x), again.embed(x), atol=1e-6)
     assert again.backbone.config_dict() == {**DEFAULTS}
+
+
+def test_shipped_default_model_is_small_and_ranks_a_real_clip():
+    """The built-in model: < 10 MB, the compact backbone, and it ranks codec damage on the bundled CC0 clip."""
+    from deepaq.commands.demo import ASSET
+    from deepaq.models.checkpoint import WEIGHTS_DIR
+
+    folder = WEIGHTS_DIR / "deepaq-compact"
+    if not (folder / "config.json").is_file():
+        pytest.skip("the default model is not trained yet (src/deepaq/weights/deepaq-compact)")
+    assert (folder / "model.safetensors").stat().st_size < 10_000_000
+    assert (folder / "MODEL_CARD.md").is_file()
+    net = load_model("deepaq-compact")
+    assert net.backbone.name == "compact" and net.sample_rate == SR
+
+    from deepaq.audio import load_audio
+    from deepaq.codecs import degrade, lowpass
+
+    clean, _ = load_audio(ASSET, sample_rate=SR, mono=False)
+    versions = {"opus 8": degrade(clean, SR, "opus", 8), "opus 32": degrade(clean, SR, "opus", 32),
+                "opus 128": degrade(clean, SR, "opus", 128), "lowpass 3.5k": lowpass(clean, SR, 3500)}
+    with torch.no_grad():
+        ref = net.embed(torch.from_numpy(clean.mean(0, keepdims=True)))
+        dist = {k: float((net.embed(torch.from_numpy(v.mean(0, keepdims=True))) - ref).norm()) for k, v in versions.items()}
+    assert dist["opus 8"] > dist["opus 32"] > dist["opus 128"]
+    assert dist["lowpass 3.5k"] > dist["opus 128"]
