@@ -1,7 +1,7 @@
 """The built-in default model (deepaq-compact) against ViSQOL v3, PEAQ Basic ODG and the 2f-model.
 
     python benchmarks/bench_default_model.py [--data ../shared/data/visqol_testdata] [--model deepaq-compact]
-        [--seconds 8] [--metrics deepaq,visqol,peaq] [--cache work/bench] [--speed-only | --no-speed]
+        [--seconds 6] [--metrics deepaq,visqol,peaq] [--cache work/bench] [--speed-only | --no-speed]
 
 Accuracy, on held-out real music (the 10 clean references of the ViSQOL test data, never
 used in training; first `--seconds` of each): every reference is coded by our codecs
@@ -274,7 +274,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--model", default="deepaq-compact")
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--metrics", default="deepaq,visqol,peaq")
     parser.add_argument("--cache", type=Path, default=Path("work/bench"))
     parser.add_argument("--speed-only", action="store_true")
