@@ -171,6 +171,9 @@ def _plot(rows: list[Row], path: Path, title: str) -> Path:
     for r, style in zip((r for r in rows if r.codec in ("lowpass", "clean")), ("-", "--", ":")):
         ax.axhline(value(r), color="grey", linestyle=style, linewidth=1, label=r.name)
     ax.set_xscale("log", base=2)
+    ticks = sorted({r.setting for r in rows if r.codec not in ("clean", "lowpass")})
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
     ax.set_xlabel("bitrate (kbps)")
     ax.set_ylabel("DeePAQ distance (lower is better)" if scored else "SNR after alignment (dB)")
     ax.set_title(f"deepaq demo: {title}")
