@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+SYSDEPS := $(VENV)/.system-deps
 
 .PHONY: demo test bench clean
 
@@ -17,10 +18,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --no-deps "pyclarity>=0.9,<1"
 	touch $(STAMP)
 
+# fluidsynth and espeak-ng render the training corpus (deepaq build-corpus); as root they are
+# installed from Debian, otherwise the tests that need them skip and say so.
+$(SYSDEPS): | $(STAMP)
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends fluidsynth espeak-ng >/dev/null) \
+	    || echo "warning: could not install fluidsynth/espeak-ng; corpus tests will skip"; \
+	else echo "note: install fluidsynth and espeak-ng for the corpus tests (they skip without them)"; fi
+	touch $(SYSDEPS)
+
 demo: $(STAMP)
 	$(VENV)/bin/deepaq demo
 
-test: $(STAMP)
+test: $(STAMP) $(SYSDEPS)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
