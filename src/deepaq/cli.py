@@ -21,17 +21,17 @@ from deepaq.errors import DeepaqError
 
 # verb -> module under deepaq.commands; the order is the order of `deepaq --help`.
 VERBS: dict[str, str] = {
-    "build-corpus": "build_corpus",
-    "demo": "demo",
     "score": "score",
     "embed": "embed",
+    "calibrate": "calibrate",
+    "peaq": "peaq",
+    "evaluate": "evaluate",
+    "demo": "demo",
     "degrade": "degrade",
+    "build-corpus": "build_corpus",
     "build-data": "build_data",
     "label": "label",
     "train": "train",
-    "calibrate": "calibrate",
-    "evaluate": "evaluate",
-    "peaq": "peaq",
 }
 
 
