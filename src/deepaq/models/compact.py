@@ -73,13 +73,18 @@ class BandFeatures(nn.Module):
         power = (spec.real**2 + spec.imag**2) * (4.0 / self.window.sum() ** 2)  # full-scale sine ~ 0 dB
         floor = 10 ** (self.floor_db / 10)
         db = 10 * torch.log10(power + floor)  # [B, bins, frames]
-        widths = (self.hi - self.lo).to(power.dtype)[None, :, None]
-        zero = power.new_zeros(power.shape[0], 1, power.shape[2])
-        cum_p = torch.cat([zero, power.cumsum(1)], 1)
-        cum_db = torch.cat([zero, db.cumsum(1)], 1)
+        # Band sums as differences of running sums, in float64: in float32 the sum up to a
+        # quiet high band is dominated by the loud low bands, and the difference that should
+        # give the band's power is rounding noise (seen: up to 13 dB off, and different on
+        # CPU and GPU).
+        power64, db64 = power.double(), db.double()
+        widths = (self.hi - self.lo).to(power64.dtype)[None, :, None]
+        zero = power64.new_zeros(power.shape[0], 1, power.shape[2])
+        cum_p = torch.cat([zero, power64.cumsum(1)], 1)
+        cum_db = torch.cat([zero, db64.cumsum(1)], 1)
         mean_p = (cum_p[:, self.hi] - cum_p[:, self.lo]) / widths
-        level = 10 * torch.log10(mean_p.clamp_min(0) + floor)
-        flatness = (cum_db[:, self.hi] - cum_db[:, self.lo]) / widths - level
+        level = (10 * torch.log10(mean_p.clamp_min(0) + floor)).to(power.dtype)
+        flatness = ((cum_db[:, self.hi] - cum_db[:, self.lo]) / widths).to(power.dtype) - level
         # fixed scaling to roughly unit range: levels around -50 dB, flatness a few dB below 0
         return torch.cat([(level + 50.0) / 25.0, flatness / 5.0], 1).transpose(1, 2)
 
