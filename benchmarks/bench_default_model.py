@@ -61,7 +61,7 @@ def make_pairs(data: Path, seconds: float, folder: Path) -> list[dict]:
     """Write (once) every clean excerpt and coded version as WAV; returns the pair list."""
     import soundfile as sf
 
-    from deepaq.codecs import degrade, lowpass
+    from deepaq.codecs import apply_condition
 
     pairs = []
     for ref_path in references(data):
@@ -75,7 +75,7 @@ def make_pairs(data: Path, seconds: float, folder: Path) -> list[dict]:
         for codec, setting in conditions():
             out = folder / item / f"{codec}_{setting:g}.wav"
             if not out.exists():
-                y = lowpass(x, SR, setting) if codec == "lowpass" else degrade(x, SR, codec, setting)
+                y = apply_condition(x, SR, codec, setting)
                 sf.write(out, y.T, SR, subtype="FLOAT")
             pairs.append({"item": item, "codec": codec, "setting": setting, "reference": ref_out, "degraded": out})
     return pairs

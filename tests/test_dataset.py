@@ -38,7 +38,7 @@ def _clip(rng: np.random.Generator, seconds: float) -> np.ndarray:
 
 def make_tiny_dataset(root: Path, clips: dict[str, int], seconds: float = 1.0, seed: int = 0) -> Path:
     """Write audio/<clip>/<suffix>.flac and manifest.parquet; `clips` = split -> clip count."""
-    from deepaq.codecs import degrade, lowpass
+    from deepaq.codecs import apply_condition
     from deepaq.data.manifest import write_manifest
 
     rng = np.random.default_rng(seed)
@@ -48,12 +48,7 @@ def make_tiny_dataset(root: Path, clips: dict[str, int], seconds: float = 1.0, s
             clip_id = f"{split}{n:02d}"
             clean = _clip(rng, seconds)
             for suffix, codec, bitrate, cutoff, label in CONDITIONS:
-                if codec == "clean":
-                    y = clean
-                elif codec == "lowpass":
-                    y = lowpass(clean, SR, cutoff)
-                else:
-                    y = degrade(clean, SR, codec, bitrate)
+                y = apply_condition(clean, SR, codec, cutoff if codec == "lowpass" else bitrate)
                 path = Path("audio") / clip_id / f"{suffix}.flac"
                 (root / path).parent.mkdir(parents=True, exist_ok=True)
                 sf.write(root / path, np.clip(y, -1, 1).T, SR, subtype="PCM_16")

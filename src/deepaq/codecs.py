@@ -79,6 +79,16 @@ def lowpass(x: np.ndarray, sample_rate: int, cutoff_hz: float) -> np.ndarray:
     return signal.sosfiltfilt(sos, np.asarray(x, dtype=np.float64), axis=-1).astype(np.float32)
 
 
+def apply_condition(x: np.ndarray, sample_rate: int, codec: str, setting: float | None = None) -> np.ndarray:
+    """One test condition: "clean" (unchanged), "lowpass" (setting = cutoff in Hz) or a codec
+    of CODECS (setting = bitrate in kbps)."""
+    if codec == "clean":
+        return x
+    if codec == "lowpass":
+        return lowpass(x, sample_rate, setting)
+    return degrade(x, sample_rate, codec, setting)
+
+
 def codec_versions() -> dict[str, str]:
     """Versions of PyAV and the FFmpeg libraries that did the coding, for provenance."""
     import av

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from deepaq.audio import align_pair, load_audio, write_audio
-    from deepaq.codecs import degrade, lowpass
+    from deepaq.codecs import apply_condition
     from deepaq.errors import ModelError
 
     from deepaq.errors import ConfigError
@@ -79,13 +79,7 @@ def run(args: argparse.Namespace) -> int:
     rows: list[Row] = []
     for codec, setting in tqdm(conditions, desc="demo", unit="version"):
         name = codec if setting is None else (f"lowpass {setting / 1000:g} kHz" if codec == "lowpass" else f"{codec} {setting:g} kbps")
-        if codec == "clean":
-            y = clean
-        elif codec == "lowpass":
-            y = lowpass(clean, SAMPLE_RATE, setting)
-        else:
-            y = degrade(clean, SAMPLE_RATE, codec, setting)
-        y = np.concatenate([shift, y], axis=1)
+        y = np.concatenate([shift, apply_condition(clean, SAMPLE_RATE, codec, setting)], axis=1)
         path = write_audio(out / "versions" / f"{name.replace(' ', '_')}.flac", y, SAMPLE_RATE)
         row = Row(name, codec, setting, Path(path))
         pair = align_pair(clean, y, SAMPLE_RATE)
