@@ -147,7 +147,8 @@ def test_model_rate_resampling_and_stereo(model_dir, tmp_path, visqol_testdata):
     z = soxr.resample(y.T, sr, 44100).T.astype(np.float32)
     sf.write(tmp_path / "dég.wav", z.T, 44100)  # another rate, non-ASCII name
     scorer = Scorer(model_dir, cache_dir=False)
-    r = scorer.score(reference=tmp_path / "ref 44k.flac", degraded=tmp_path / "dég.wav")
+    with pytest.warns(UserWarning, match="upsampling from 44100 Hz to 48000 Hz"):
+        r = scorer.score(reference=tmp_path / "ref 44k.flac", degraded=tmp_path / "dég.wav")
     assert r.sample_rate == 48000 and r.distance > 0
     stereo = Scorer(model_dir, cache_dir=False, mono=False).score(reference=(x, sr), degraded=(y, sr))
     assert stereo.distance > 0 and stereo.distance != pytest.approx(r.distance)
