@@ -27,3 +27,18 @@ def visqol_testdata() -> Path:
 def peaq_reference() -> Path:
     """../shared/reference/peaq: aligned pairs and PQevalAudio's MOVs, DI and ODG."""
     return _require(PEAQ_REFERENCE)
+
+
+TINY_COMPACT = {"hidden": 16, "blocks": 2, "dilations": [1, 2], "downsample_after": [1], "n_bands": 32}
+
+
+def save_tiny_model(folder, seed: int = 0, version: str = "1", window_s: float = 1.0, model_id: str = "tiny-test"):
+    """A tiny random compact DeePAQ model saved in the real checkpoint format (save_model)."""
+    import torch
+
+    from deepaq.models import DeepaqNet, build_backbone, save_model
+
+    torch.manual_seed(seed)
+    net = DeepaqNet(build_backbone("compact", TINY_COMPACT), embed_dim=16, finetune="full",
+                    info={"model_id": model_id, "version": version, "window_seconds": window_s})
+    return save_model(net, folder)

@@ -19,6 +19,8 @@ import pytest
 from deepaq.audio import read_audio, write_audio
 from deepaq.cli import main
 
+from conftest import save_tiny_model
+
 PAIRS = [("castanets48_stereo", "castanets48_stereo"), ("contrabassoon48_stereo", "contrabassoon48_stereo_24kbps_aac"),
          ("glock48_stereo", "glock48_stereo_48kbps_aac"), ("guitar48_stereo", "guitar48_stereo_64kbps_aac"),
          ("harpsichord48_stereo", "harpsichord48_stereo_96kbps_mp3"), ("steely48_stereo", "steely48_stereo_lp7"),
@@ -30,16 +32,7 @@ VISQOL = {"castanets48_stereo": 4.732, "contrabassoon48_stereo_24kbps_aac": 2.34
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    import torch
-
-    from deepaq.models import DeepaqNet, build_backbone, save_model
-
-    torch.manual_seed(0)
-    backbone = build_backbone("compact", {"hidden": 16, "blocks": 2, "dilations": [1, 2], "downsample_after": [1],
-                                          "n_bands": 32})
-    net = DeepaqNet(backbone, embed_dim=16, finetune="full",
-                    info={"model_id": "tiny-cli", "version": "1", "window_seconds": 1.0})
-    return save_model(net, tmp_path_factory.mktemp("model") / "tiny")
+    return save_tiny_model(tmp_path_factory.mktemp("model") / "tiny", model_id="tiny-cli")
 
 
 @pytest.fixture(scope="module")

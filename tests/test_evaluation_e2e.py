@@ -19,6 +19,8 @@ from deepaq.cli import main
 from deepaq.evaluation.metrics import parse_specs
 from deepaq.errors import ConfigError
 
+from conftest import save_tiny_model
+
 # degraded file, reference, condition, test, expected ViSQOL v3 MOS-LQO (README of the data)
 STIMULI = [
     ("strauss48_stereo_lp35", "strauss48_stereo", "lowpass", "A", 1.3888791489130758),
@@ -120,7 +122,7 @@ def test_fad_per_condition_in_workers_with_a_bad_item_and_a_skipped_metric(visqo
     with open(small, "w", newline="") as f:
         csv.writer(f).writerows([["test", "item", "condition", "reference", "degraded", "score"], *rows])
     out = tmp_path / "out"
-    model = _tiny_deepaq_model(tmp_path / "tiny")
+    model = save_tiny_model(tmp_path / "tiny")
     code, text = _run(capsys, small, "--metrics", "fad,nomad,deepaq", "--metric-option", f"fad.weights={tiny_wav2vec2}",
                       "--metric-option", "fad.backbone=wav2vec2", "--metric-option", f"deepaq.model={model}",
                       "--metric-option", "deepaq.cache_dir=false", "--bootstrap", "50", "--jobs", "2",
@@ -148,20 +150,6 @@ def test_fad_per_condition_in_workers_with_a_bad_item_and_a_skipped_metric(visqo
     assert deepaq["castanets"] == pytest.approx(0.0, abs=1e-5)
     assert deepaq["CA01"] > 0 and deepaq["glock"] > 0 and deepaq["broken"] is None
     assert results["metrics"]["deepaq"]["direction"] == "lower"
-
-
-def _tiny_deepaq_model(folder):
-    """A random tiny compact DeePAQ checkpoint in the real format (save_model)."""
-    import torch
-
-    from deepaq.models import DeepaqNet, build_backbone, save_model
-
-    torch.manual_seed(0)
-    backbone = build_backbone("compact", {"hidden": 16, "blocks": 2, "dilations": [1, 2], "downsample_after": [1],
-                                          "n_bands": 32})
-    net = DeepaqNet(backbone, embed_dim=16, finetune="full",
-                    info={"model_id": "tiny-test", "version": "1", "window_seconds": 1.0})
-    return save_model(net, folder)
 
 
 def test_cli_rejects_bad_metric_requests(manifest, tmp_path, capsys):

@@ -20,19 +20,7 @@ from deepaq.mapping import fit_mapping
 from deepaq.scoring import EmbeddingBank, Scorer
 from deepaq.scoring.windows import Windower, WindowSpec, pooling_weights
 
-TINY = {"hidden": 16, "blocks": 2, "dilations": [1, 2], "downsample_after": [1], "n_bands": 32}
-
-
-def save_tiny_model(folder, seed: int = 0, version: str = "1", window_s: float = 1.0):
-    import torch
-
-    from deepaq.models import DeepaqNet, build_backbone, save_model
-
-    torch.manual_seed(seed)
-    net = DeepaqNet(build_backbone("compact", TINY), embed_dim=16, finetune="full",
-                    info={"model_id": "tiny-test", "version": version, "window_seconds": window_s})
-    return save_model(net, folder)
-
+from conftest import save_tiny_model
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
