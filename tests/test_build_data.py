@@ -224,6 +224,28 @@ def test_an_item_that_fails_becomes_an_error_row(tmp_path):
     assert not list((tmp_path / "ds" / "audio").glob("*/mp2_40.flac"))
 
 
+def test_bitrate_only_build_codes_the_same_audio_without_visqol(corpus, built, tmp_path):
+    fast = build_dataset([corpus], tmp_path / "fast", BuildConfig(**{**CONFIG.__dict__, "visqol": False}), workers=1)
+    m, full = read_manifest(fast.manifest.parent), read_manifest(built)
+    assert list(m.item_id) == list(full.item_id) and list(m.split) == list(full.split)
+    assert m.visqol_mos.isna().all() and (m.visqol_version == "").all()
+    assert m.bitrate_kbps.equals(full.bitrate_kbps)
+    for rel in m.path[:4]:
+        assert np.array_equal(sf.read(tmp_path / "fast" / rel)[0], sf.read(built / rel)[0])
+
+
+def test_a_setting_missing_from_an_older_dataset_reads_as_its_default(corpus, tmp_path):
+    dataset = tmp_path / "old"
+    config = BuildConfig(**{**CONFIG.__dict__, "codecs": ("opus",), "bitrates": (16,), "visqol": False})
+    build_dataset([corpus], dataset, config, workers=1)
+    stored = dataset / ".deepaq-build" / "config.json"
+    old = json.loads(stored.read_text())
+    del old["visqol"]  # as written before the setting was added (default: with ViSQOL)
+    stored.write_text(json.dumps(old))
+    with pytest.raises(ConfigError, match="visqol differ"):
+        build_dataset([corpus], dataset, config, workers=1)
+
+
 def test_rerun_with_other_settings_is_refused(corpus, built):
     other = BuildConfig(**{**CONFIG.__dict__, "bitrates": (16, 64)})
     with pytest.raises(ConfigError, match="bitrates differ"):

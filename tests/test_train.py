@@ -5,6 +5,7 @@ and --resume continues exactly as an uninterrupted run."""
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,17 @@ def test_ddp_with_torchrun_on_cpu(data, tmp_path):
     # 4 batches per epoch on one process -> 2 per rank: step 3 lies in epoch 1
     assert [r["epoch"] for r in _rows(tmp_path / "ddp" / "train_log.csv")] == ["0", "0", "1"]
     assert load_model(tmp_path / "ddp" / "checkpoints" / "last").embed(torch.zeros(1, 12000)).shape == (1, 16)
+
+
+def test_validation_metrics_rank_within_each_clip_and_skip_missing_visqol():
+    from deepaq.train import validation_metrics
+
+    def item(clip: str, kbps: float, distance: float, visqol: float = math.nan) -> dict:
+        return {"clip_id": clip, "codec": "opus", "bitrate": kbps, "distance": distance, "visqol": visqol}
+
+    records = [item("a", math.inf, 0.0), item("b", math.inf, 0.0)]
+    records += [item("a", kbps, 10 - i, visqol=1 + i) for i, kbps in enumerate((8, 16, 32, 64))]  # a: perfect
+    records += [item("b", kbps, 1 + i) for i, kbps in enumerate((8, 16, 32, 64))]  # b: reversed, no ViSQOL
+    metrics = validation_metrics(records)
+    assert metrics["bitrate"] == (pytest.approx(0.0), 2)  # mean of +1 and -1 over 2 groups
+    assert metrics["overall"] == (pytest.approx(1.0), 4)  # only clip a's items carry ViSQOL

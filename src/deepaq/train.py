@@ -85,6 +85,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "checkpoint_every_steps": 0,  # 0 = only at the end of each epoch
         "precision": "auto",  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
         "validate_at_start": True,  # log the untrained model's validation as epoch -1
+        "select": "overall",  # validation measure that picks the best checkpoint: overall (vs ViSQOL) | bitrate
         "seed": 0,
         "out": "runs/deepaq-mert",
     },
@@ -119,6 +120,8 @@ def merge_config(raw: dict, source: str = "<config>") -> dict[str, dict[str, Any
         raise ConfigError(f"{source}: [model] finetune must be lora, full or frozen")
     if config["train"]["precision"] not in ("auto", "bf16", "fp32"):
         raise ConfigError(f"{source}: [train] precision must be auto, bf16 or fp32")
+    if config["train"]["select"] not in ("overall", "bitrate"):
+        raise ConfigError(f"{source}: [train] select must be overall (Spearman vs ViSQOL) or bitrate (within clip)")
     if config["optim"]["grad_accum"] < 1:
         raise ConfigError(f"{source}: [optim] grad_accum must be >= 1")
     return config
@@ -270,20 +273,34 @@ def load_checkpoint(folder: Path, model, optimizer, scheduler) -> dict:
 # ---------------------------------------------------------------- validation
 
 
-def spearman_by_codec(records: list[dict]) -> dict[str, tuple[float, int]]:
-    """Spearman of -distance-to-clean with ViSQOL, overall and per codec: {codec: (rho, n)}."""
+def validation_metrics(records: list[dict]) -> dict[str, tuple[float, int]]:
+    """Spearman of -distance-to-clean with the labels: {name: (rho, n)}.
+
+    "overall" and one entry per codec: against ViSQOL over every degraded item with a ViSQOL
+    label. "bitrate": against bitrate within each clip and codec, averaged over those groups
+    (n = number of groups), the measure of the held-out benchmark and the one a dataset built
+    with bitrate labels only can give.
+    """
     from scipy.stats import spearmanr
 
+    def rho(score: list[float], label: list[float]) -> float:
+        ok = len(score) >= 3 and len(set(score)) > 1 and len(set(label)) > 1
+        return float(spearmanr(score, label).statistic) if ok else math.nan
+
     degraded = [r for r in records if r["codec"] != "clean"]
-    groups = {"overall": degraded}
-    for r in degraded:
+    labelled = [r for r in degraded if math.isfinite(r["visqol"])]
+    groups = {"overall": labelled}
+    for r in labelled:
         groups.setdefault(r["codec"], []).append(r)
-    result = {}
-    for name, rows in groups.items():
-        score = [-r["distance"] for r in rows]
-        label = [r["visqol"] for r in rows]
-        ok = len(rows) >= 3 and len(set(score)) > 1 and len(set(label)) > 1
-        result[name] = (float(spearmanr(score, label).statistic) if ok else math.nan, len(rows))
+    result = {name: (rho([-r["distance"] for r in rows], [r["visqol"] for r in rows]), len(rows))
+              for name, rows in groups.items()}
+    by_clip: dict[tuple[str, str], list[dict]] = {}
+    for r in degraded:
+        if math.isfinite(r["bitrate"]):
+            by_clip.setdefault((r["clip_id"], r["codec"]), []).append(r)
+    rhos = [rho([-r["distance"] for r in rows], [r["bitrate"] for r in rows]) for rows in by_clip.values()]
+    rhos = [v for v in rhos if not math.isnan(v)]
+    result["bitrate"] = (sum(rhos) / len(rhos) if rhos else math.nan, len(rhos))
     return result
 
 
@@ -299,12 +316,19 @@ def validate(model, loader, device: torch.device, autocast) -> dict[str, tuple[f
             emb = model.embed(batch["waveform"].to(device), batch["lengths"].to(device)).float().cpu()
         for i in range(emb.shape[0]):
             items.append({"clip_id": batch["clip_id"][i], "codec": batch["codec"][i],
-                          "visqol": float(batch["visqol"][i]), "embedding": emb[i]})
+                          "visqol": float(batch["visqol"][i]), "bitrate": float(batch["bitrate"][i]),
+                          "embedding": emb[i]})
     clean = {r["clip_id"]: r["embedding"] for r in items if r["codec"] == "clean"}
     records = [{**r, "distance": float(torch.linalg.vector_norm(r["embedding"] - clean[r["clip_id"]]))}
                for r in items if r["clip_id"] in clean]
     model.train()
-    return spearman_by_codec(records)
+    return validation_metrics(records)
+
+
+def _describe(metrics: dict[str, tuple[float, int]]) -> str:
+    """One line of validation measures: Spearman(-distance, ViSQOL) overall and per codec, then bitrate."""
+    visqol = ", ".join(f"{c} {rho:.3f}" for c, (rho, _) in metrics.items() if c != "bitrate")
+    return f"Spearman(-distance, ViSQOL) {visqol}; within clip vs bitrate {metrics['bitrate'][0]:.4f}"
 
 
 # ---------------------------------------------------------------- logging
@@ -417,7 +441,7 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
     if t["validate_at_start"] and state["step"] == 0 and dist.main:
         metrics = validate(model, val_loader, dist.device, autocast)
         logs.validation(-1, 0, metrics)
-        print(f"untrained: validation Spearman(-distance, ViSQOL) overall {metrics['overall'][0]:.4f}")
+        print(f"untrained: validation {_describe(metrics)}")
     accum, loss_cfg = o["grad_accum"], config["loss"]
     stop = False
     model.train()
@@ -464,18 +488,17 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
         if state["batch_in_epoch"] < len(sampler):
             break  # stopped inside the epoch at max_steps: the checkpoint above records where
         metrics = validate(model, val_loader, dist.device, autocast) if dist.main else {}
-        overall = dist.broadcast(metrics.get("overall", (math.nan, 0))[0] if dist.main else 0.0)
-        scheduler.step(overall if not math.isnan(overall) else -math.inf)
-        improved = not math.isnan(overall) and overall > state["best"]
+        chosen = dist.broadcast(metrics.get(t["select"], (math.nan, 0))[0] if dist.main else 0.0)
+        scheduler.step(chosen if not math.isnan(chosen) else -math.inf)
+        improved = not math.isnan(chosen) and chosen > state["best"]
         if improved:
-            state.update(best=overall, best_epoch=epoch, bad_epochs=0)
+            state.update(best=chosen, best_epoch=epoch, bad_epochs=0)
         else:
             state["bad_epochs"] += 1
         state.update(epoch=epoch + 1, batch_in_epoch=0)
         if dist.main:
             logs.validation(epoch, state["step"], metrics)
-            print(f"epoch {epoch}: validation Spearman(-distance, ViSQOL) overall {overall:.4f}"
-                  + "".join(f", {c} {rho:.3f}" for c, (rho, _) in metrics.items() if c != "overall"))
+            print(f"epoch {epoch}: validation {_describe(metrics)} (best checkpoint by {t['select']})")
             save_checkpoint(out / "checkpoints" / "last", model, optimizer, scheduler, state, config)
             if improved:
                 save_checkpoint(out / "checkpoints" / "best", model, optimizer, scheduler, state, config)

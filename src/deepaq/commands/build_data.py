@@ -38,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", type=_floats, default=d.split_ratios, metavar="TRAIN,VAL,TEST", help="split ratios by source file (default 0.8,0.1,0.1)")
     parser.add_argument("--seed", type=int, default=d.seed, help="seed of the train/validation/test split (default 0)")
     parser.add_argument("--mono", action="store_true", help="downmix to mono before coding (default: code and store stereo sources as stereo)")
+    parser.add_argument("--no-visqol", dest="visqol", action="store_false",
+                        help="bitrate labels only (visqol_mos NaN): no ViSQOL, many times faster")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: all CPU cores)")
     parser.add_argument("--csv", action="store_true", help="also write manifest.csv")
 
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         split_ratios=args.split,
         seed=args.seed,
         mono=args.mono,
+        visqol=args.visqol,
     )
     summary = build_dataset(args.inputs, args.output, config, workers=args.workers, write_csv=args.csv)
     splits = ", ".join(f"{n} {split}" for split, n in summary.items_per_split.items())

@@ -6,7 +6,8 @@ Steps, each resumable through the journal in `DATASET/.deepaq-build/`:
 2. scan each source (in parallel): resample to 48 kHz and choose non-silent clip positions;
 3. per clip (in parallel): write the clean clip, code it with every codec and bitrate of the
    grid, write each result, and label each stored file with ViSQOL v3 against the stored clean
-   clip; the clean item gets its self-score and bitrate infinity;
+   clip; the clean item gets its self-score and bitrate infinity (`visqol=False` skips ViSQOL:
+   bitrate labels only, visqol_mos NaN, the loss then uses its bitrate term alone);
 4. write `manifest.parquet` (and `manifest.csv`) from the journal, and `errors.csv`.
 
 Audio is stored as 48 kHz 16-bit FLAC with the channels it was coded with (stereo sources
@@ -58,6 +59,7 @@ class BuildConfig:
     split_ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train, validation, test
     seed: int = 0
     mono: bool = False
+    visqol: bool = True  # False: bitrate labels only (visqol_mos NaN), many times faster to build
     silence_dbfs: float = -60.0  # a 100 ms frame below this RMS level is silent
     max_silent_fraction: float = 0.2  # clips with more silent frames than this are skipped
     inputs: tuple[str, ...] = field(default=())
@@ -241,7 +243,7 @@ def build_clip(task: ClipTask) -> dict[str, Any]:
         return record
     from deepaq.codecs import codec_versions, degrade, lowpass
 
-    scorer = visqol_scorer()
+    scorer = visqol_scorer() if config.visqol else None
     common = {
         "clip_id": task.clip_id,
         "source": source.rel,
@@ -251,7 +253,7 @@ def build_clip(task: ClipTask) -> dict[str, Any]:
         "sample_rate": SAMPLE_RATE,
         "seed": config.seed,
         "codec_versions": json.dumps(codec_versions(), sort_keys=True),
-        "visqol_version": scorer.version,
+        "visqol_version": scorer.version if scorer else "",
     }
     for cond in config.conditions():
         path = folder / f"{cond.suffix}.flac"
@@ -262,7 +264,7 @@ def build_clip(task: ClipTask) -> dict[str, Any]:
             elif cond.codec != "clean":
                 _write(path, degrade(clean, SAMPLE_RATE, cond.codec, cond.bitrate_kbps))
             stage = "label"
-            mos = scorer.score(reference=clean_path, degraded=path)
+            mos = scorer.score(reference=clean_path, degraded=path) if scorer else math.nan
         except Exception as exc:
             path.unlink(missing_ok=True)
             record["errors"].append(_error(task, cond.suffix, stage, item_error(exc)))
@@ -361,7 +363,8 @@ def _check_same_config(path: Path, config: BuildConfig) -> None:
     """First run: remember the settings. Later runs: refuse to mix in different settings."""
     wanted = json.loads(json.dumps(asdict(config)))
     if path.exists():
-        stored = json.loads(path.read_text(encoding="utf-8"))
+        # settings added after a dataset was built take their default value
+        stored = {**json.loads(json.dumps(asdict(BuildConfig()))), **json.loads(path.read_text(encoding="utf-8"))}
         if stored != wanted:
             changed = sorted(k for k in wanted if stored.get(k) != wanted[k])
             raise ConfigError(
