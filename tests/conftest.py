@@ -32,7 +32,8 @@ def peaq_reference() -> Path:
 TINY_COMPACT = {"hidden": 16, "blocks": 2, "dilations": [1, 2], "downsample_after": [1], "n_bands": 32}
 
 
-def save_tiny_model(folder, seed: int = 0, version: str = "1", window_s: float = 1.0, model_id: str = "tiny-test"):
+def save_tiny_model(folder, seed: int = 0, version: str = "1", window_s: float = 1.0, model_id: str = "tiny-test",
+                    **info):
     """A tiny random compact DeePAQ model saved in the real checkpoint format (save_model)."""
     import torch
 
@@ -40,5 +41,5 @@ def save_tiny_model(folder, seed: int = 0, version: str = "1", window_s: float =
 
     torch.manual_seed(seed)
     net = DeepaqNet(build_backbone("compact", TINY_COMPACT), embed_dim=16, finetune="full",
-                    info={"model_id": model_id, "version": version, "window_seconds": window_s})
+                    info={"model_id": model_id, "version": version, "window_seconds": window_s, **info})
     return save_model(net, folder)

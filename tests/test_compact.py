@@ -44,6 +44,20 @@ def test_band_level_follows_the_signal_up_to_24_khz():
     assert lv[top:].max() < -80.0 and lv[:top - 20].min() > -60.0
 
 
+def test_a_quiet_high_band_beside_loud_low_bands_keeps_its_level():
+    # -6 dBFS at 100 Hz and a -86 dBFS tone at 18 kHz: the high band must read about -86 dB
+    # (band means that came from differences of float32 running sums read rounding noise here)
+    feats = BandFeatures(2048, 960, SR, 160, 1000.0, -100.0)
+    edges = band_edges(2048, SR, 160, 1000.0)
+    n = len(edges) - 1
+    quiet = 0.5 * 10 ** (-80 / 20)
+    level = feats((_tone(100.0) + _tone(18000.0, amp=quiet))[None])[0, 10:-10, :n].mean(0) * 25.0 - 50.0
+    band = int(np.searchsorted(edges, round(18000.0 / (SR / 2048)), side="right")) - 1
+    alone = feats(_tone(18000.0, amp=quiet)[None])[0, 10:-10, :n].mean(0) * 25.0 - 50.0
+    assert float(level[band]) == pytest.approx(float(alone[band]), abs=0.5)
+    assert -95.0 < float(level[band]) < -80.0
+
+
 def test_flatness_sees_spectral_holes():
     feats = BandFeatures(2048, 960, SR, 160, 1000.0, -100.0)
     n = len(band_edges(2048, SR, 160, 1000.0)) - 1

@@ -93,6 +93,13 @@ def test_short_audio_is_one_window_and_too_short_is_an_error():
 
 # ---- full reference ----------------------------------------------------------------------
 
+def test_window_overlap_comes_from_the_model_unless_given(model_dir, tmp_path):
+    assert Scorer(model_dir, cache_dir=False).spec.hop == 24_000  # no window_overlap stored: 50 % of 1 s
+    back_to_back = save_tiny_model(tmp_path / "no-overlap", window_overlap=0.0)
+    assert Scorer(back_to_back, cache_dir=False).spec.hop == 48_000
+    assert Scorer(back_to_back, cache_dir=False, overlap=0.75).spec.hop == 12_000
+
+
 def test_full_reference_on_real_pair(scorer, visqol_testdata):
     ref, deg = visqol_testdata / "guitar48_stereo.wav", visqol_testdata / "guitar48_stereo_64kbps_aac.wav"
     r = scorer.score(reference=ref, degraded=deg)

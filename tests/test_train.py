@@ -62,7 +62,7 @@ def test_training_learns_and_checkpoints_reproduce(data, tmp_path):
     assert state["best"] > overall[-1] + 0.1, overall  # untrained = epoch -1
     # the best checkpoint reproduces exactly the validation it was chosen for
     model = load_model(tmp_path / "run" / "checkpoints" / "best")
-    assert model.info["window_seconds"] == 0.5 and model.finetune == "full"
+    assert model.info["window_seconds"] == 0.5 and model.info["window_overlap"] == 0.5 and model.finetune == "full"
     val = ManifestDataset(data, "validation", model.sample_rate, 0.5)
     metrics = validate(model, DataLoader(val, batch_size=24, collate_fn=collate), torch.device("cpu"),
                        torch.autograd.grad_mode.no_grad)

@@ -38,16 +38,23 @@ def estimate_delay(
     """
     r = reference.mean(axis=0, dtype=np.float64)[:analysis_samples]
     d = degraded.mean(axis=0, dtype=np.float64)[:analysis_samples]
-    # Circular cross-correlation through a real FFT long enough that nothing wraps; float32
-    # halves the cost and only has to find the peak, whose height is recomputed in float64.
-    n = fft.next_fast_len(r.size + d.size - 1, real=True)
-    spectrum = fft.rfft(d.astype(np.float32), n) * np.conj(fft.rfft(r.astype(np.float32), n))
-    xc = fft.irfft(spectrum, n)
     ahead, behind = min(max_delay, r.size - 1), min(max_delay, d.size - 1)
-    values = np.concatenate([xc[n - ahead :], xc[: behind + 1]])  # lags -ahead .. +behind
+    # float32 halves the FFT's cost and only has to find the peak; its height is recomputed in float64
+    values = _correlation(r.astype(np.float32), d.astype(np.float32), ahead, behind)
     lag = int(np.argmax(np.abs(values))) - ahead
     energy = np.sqrt(np.dot(r, r) * np.dot(d, d))
     return lag, (abs(_product_at(r, d, lag)) / energy if energy > 0 else 0.0)
+
+
+def _correlation(r: np.ndarray, d: np.ndarray, ahead: int, behind: int) -> np.ndarray:
+    """sum_n d[n + lag] * r[n] for lag = -ahead .. +behind, by real FFTs (float32).
+
+    The circular correlation is just long enough that no lag in the range wraps around
+    (about half the length a full linear correlation needs).
+    """
+    n = fft.next_fast_len(max(r.size + behind, d.size + ahead), real=True)
+    xc = fft.irfft(fft.rfft(d, n) * np.conj(fft.rfft(r, n)), n)
+    return np.concatenate([xc[n - ahead :], xc[: behind + 1]]) if ahead else xc[: behind + 1]
 
 
 def _product_at(r: np.ndarray, d: np.ndarray, lag: int) -> float:

@@ -25,7 +25,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                    help="threads that decode and align upcoming items while the model runs (default: 0)")
     g.add_argument("--stereo", action="store_true",
                    help="embed each channel on its own and average channel distances (default: mono downmix)")
-    g.add_argument("--overlap", type=float, default=0.5, help="window overlap fraction in [0, 1) (default: 0.5)")
+    g.add_argument("--overlap", type=float,
+                   help="window overlap fraction in [0, 1) (default: the model's; 0 for deepaq-compact, else 0.5)")
     g.add_argument("--cache-dir", type=Path,
                    help="embedding cache folder (default: $DEEPAQ_CACHE_DIR or ~/.cache/deepaq)")
     g.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")

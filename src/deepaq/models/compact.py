@@ -8,7 +8,7 @@ power summed into `n_bands` bands on a log(1 + f / 1 kHz) scale, and two feature
 
 The level sees band limits and noise; the flatness sees spectral holes and sparse
 quantisation inside a band at the STFT's full resolution, both typical codec artefacts.
-Band sums use cumulative sums along frequency, so the cost is O(bins) per frame.
+Band means are one matrix product per frame with a fixed [bins, bands] averaging matrix.
 
 Trunk: a linear projection to `hidden` channels, then `blocks` residual 1-D ConvNeXt-style
 blocks over time (LayerNorm, depthwise conv with growing dilation, pointwise MLP), halving
@@ -62,31 +62,26 @@ class BandFeatures(nn.Module):
     def __init__(self, n_fft: int, hop: int, sample_rate: int, n_bands: int, scale_hz: float, floor_db: float):
         super().__init__()
         self.n_fft, self.hop, self.floor_db = n_fft, hop, floor_db
-        edges = torch.tensor(band_edges(n_fft, sample_rate, n_bands, scale_hz))
-        self.register_buffer("lo", edges[:-1], persistent=False)
-        self.register_buffer("hi", edges[1:], persistent=False)
-        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        edges = band_edges(n_fft, sample_rate, n_bands, scale_hz)
         self.n_bands = len(edges) - 1
+        # [bins, bands]: column b averages the bins of band b. Each band's mean is a sum of its
+        # own bins only, so float32 is exact enough (a difference of running sums over all
+        # bins, tried first, needed float64: the loud low bands swamp a quiet high band).
+        average = torch.zeros(n_fft // 2 + 1, self.n_bands)
+        for band, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+            average[lo:hi, band] = 1.0 / (hi - lo)
+        self.register_buffer("average", average, persistent=False)
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         spec = torch.stft(waveform, self.n_fft, self.hop, window=self.window, center=True, return_complex=True)
-        power = (spec.real**2 + spec.imag**2) * (4.0 / self.window.sum() ** 2)  # full-scale sine ~ 0 dB
+        power = (spec.real**2 + spec.imag**2).transpose(1, 2) * (4.0 / self.window.sum() ** 2)  # full-scale sine ~ 0 dB
         floor = 10 ** (self.floor_db / 10)
-        db = 10 * torch.log10(power + floor)  # [B, bins, frames]
-        # Band sums as differences of running sums, in float64: in float32 the sum up to a
-        # quiet high band is dominated by the loud low bands, and the difference that should
-        # give the band's power is rounding noise (seen: up to 13 dB off, and different on
-        # CPU and GPU).
-        power64, db64 = power.double(), db.double()
-        widths = (self.hi - self.lo).to(power64.dtype)[None, :, None]
-        zero = power64.new_zeros(power.shape[0], 1, power.shape[2])
-        cum_p = torch.cat([zero, power64.cumsum(1)], 1)
-        cum_db = torch.cat([zero, db64.cumsum(1)], 1)
-        mean_p = (cum_p[:, self.hi] - cum_p[:, self.lo]) / widths
-        level = (10 * torch.log10(mean_p.clamp_min(0) + floor)).to(power.dtype)
-        flatness = ((cum_db[:, self.hi] - cum_db[:, self.lo]) / widths).to(power.dtype) - level
+        db = 10 * torch.log10(power + floor)  # [B, frames, bins]
+        level = 10 * torch.log10(power @ self.average + floor)
+        flatness = db @ self.average - level
         # fixed scaling to roughly unit range: levels around -50 dB, flatness a few dB below 0
-        return torch.cat([(level + 50.0) / 25.0, flatness / 5.0], 1).transpose(1, 2)
+        return torch.cat([(level + 50.0) / 25.0, flatness / 5.0], 2)
 
 
 class Block(nn.Module):

@@ -2,12 +2,13 @@
 
 Full reference (FR): both signals are loaded at the model's rate (mono by default),
 aligned (`deepaq.audio.align_pair` on the first minute), cut into the model's windows
-(50 % overlap by default) and embedded; each window's distance is the L2 distance between
-the embeddings of the reference and degraded window, and the item's distance is the mean
-of the window distances weighted by `pooling_weights` (every second of audio counts the
-same). Averaging distances, not embeddings, keeps DeePAQ's definition for every window the
-network sees at its training length, cannot let differences in different windows cancel
-out, and makes the per-window scores add up to the item's score.
+(overlapping by the model's `window_overlap`, 50 % unless its config says otherwise) and
+embedded; each window's distance is the L2 distance between the embeddings of the
+reference and degraded window, and the item's distance is the mean of the window distances
+weighted by `pooling_weights` (every second of audio counts the same). Averaging
+distances, not embeddings, keeps DeePAQ's definition for every window the network sees at
+its training length, cannot let differences in different windows cancel out, and makes the
+per-window scores add up to the item's score.
 
 Non-matching reference (NMR): the degraded signal's windows are compared with every window
 of a bank of clean references of other content; the distance to one reference is the
@@ -40,6 +41,7 @@ from deepaq.scoring.windows import Windower, WindowSpec
 
 DEFAULT_MODEL = "deepaq-compact"
 DEFAULT_WINDOW_S = 5.0  # when a checkpoint does not declare its window
+DEFAULT_OVERLAP = 0.5  # when a checkpoint does not declare its window overlap
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".ac3", ".mp2", ".wma")
 
 
@@ -82,11 +84,12 @@ class Scorer:
     `Mapping` uses that; False reports distances only.
     `cache_dir`: None uses `deepaq.cache.default_cache_dir()`; False disables the cache.
     `nmr_bank`: default reference set for NMR (see `load_bank`).
+    `overlap`: window overlap fraction; None uses the model's `window_overlap` (else 0.5).
     """
 
     def __init__(self, model: Any = DEFAULT_MODEL, *, device: str = "cpu", mapping: Any = None,
                  cache_dir: str | os.PathLike | None | bool = None, batch_size: int = 8, workers: int = 0,
-                 overlap: float = 0.5, mono: bool = True, max_delay_s: float = 1.0, min_seconds: float = 1.0,
+                 overlap: float | None = None, mono: bool = True, max_delay_s: float = 1.0, min_seconds: float = 1.0,
                  nmr_bank: Any = None, stream_above_s: float = STREAM_ABOVE_S):
         import torch
 
@@ -105,6 +108,10 @@ class Scorer:
         self.model_version = str(info.get("version") or "0")
         self.sample_rate = int(self.model.sample_rate)
         window_s = float(info.get("window_seconds") or DEFAULT_WINDOW_S)
+        if overlap is None:
+            overlap = float(info.get("window_overlap", DEFAULT_OVERLAP))
+        if overlap is None:
+            overlap = float(info.get("window_overlap", DEFAULT_OVERLAP))
         self.spec = WindowSpec.from_seconds(window_s, self.sample_rate, overlap, min_seconds)
         self.mono = mono
         self.max_delay_s = max_delay_s
