@@ -118,6 +118,18 @@ def test_sampler_groups_clips_with_their_clean_item(tiny_dataset):
     assert list(sampler) == batches
 
 
+def test_sampler_can_keep_each_group_to_one_codec(tiny_dataset):
+    ds = ManifestDataset(tiny_dataset, "train", sample_rate=16000)
+    sampler = ClipBatchSampler(ds.clip_ids, ds.is_clean, clips_per_batch=1, items_per_clip=8, seed=0,
+                               subgroups=ds.codecs)
+    groups = list(sampler)
+    assert sorted(i for g in groups for i in g if not ds.is_clean[i]) == [i for i, c in enumerate(ds.is_clean) if not c]
+    for group in groups:
+        clean = [i for i in group if ds.is_clean[i]]
+        assert len(clean) == 1 and {ds.clip_ids[i] for i in group} == {ds.clip_ids[clean[0]]}
+        assert len({ds.codecs[i] for i in group if not ds.is_clean[i]}) == 1
+
+
 def test_sampler_splits_batches_across_ranks(tiny_dataset):
     ds = ManifestDataset(tiny_dataset, "train", sample_rate=16000)
     ranks = [list(ClipBatchSampler(ds.clip_ids, ds.is_clean, 2, 3, rank=r, world_size=2)) for r in range(2)]

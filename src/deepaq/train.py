@@ -66,6 +66,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "random_crop": True,
         "clips_per_batch": 4,  # 4 clips x 8 items = batch 32, as in the paper
         "items_per_clip": 8,  # clean + 7 degraded items of the clip
+        "group_by": "clip",  # clip: a group mixes the clip's codecs | codec: one codec of one clip per group
         "validation_batch_size": 32,
         "num_workers": 2,
     },
@@ -121,6 +122,8 @@ def merge_config(raw: dict, source: str = "<config>") -> dict[str, dict[str, Any
         raise ConfigError(f"{source}: [model] finetune must be lora, full or frozen")
     if config["train"]["precision"] not in ("auto", "bf16", "fp32"):
         raise ConfigError(f"{source}: [train] precision must be auto, bf16 or fp32")
+    if config["data"]["group_by"] not in ("clip", "codec"):
+        raise ConfigError(f"{source}: [data] group_by must be clip or codec")
     if config["train"]["select"] not in ("overall", "bitrate"):
         raise ConfigError(f"{source}: [train] select must be overall (Spearman vs ViSQOL) or bitrate (within clip)")
     if config["optim"]["grad_accum"] < 1:
@@ -387,7 +390,8 @@ def _loaders(config: dict, sample_rate: int, dist: Dist):
     train_set = ManifestDataset(d["root"], d["train_split"], sample_rate, d["window_seconds"], d["random_crop"], seed)
     val_set = ManifestDataset(d["root"], d["validation_split"], sample_rate, d["window_seconds"], False, seed)
     sampler = ClipBatchSampler(train_set.clip_ids, train_set.is_clean, d["clips_per_batch"], d["items_per_clip"],
-                               shuffle=True, seed=seed, rank=dist.rank, world_size=dist.world_size)
+                               shuffle=True, seed=seed, rank=dist.rank, world_size=dist.world_size,
+                               subgroups=train_set.codecs if d["group_by"] == "codec" else None)
     val_loader = DataLoader(val_set, batch_size=d["validation_batch_size"], collate_fn=collate,
                             num_workers=d["num_workers"], generator=torch.Generator().manual_seed(seed))
     return train_set, sampler, val_loader

@@ -49,6 +49,7 @@ class ManifestDataset(Dataset):
         self.epoch = 0
         self.clip_ids: list[str] = self.items["clip_id"].astype(str).tolist()
         self.is_clean: list[bool] = (self.items["codec"] == "clean").tolist()
+        self.codecs: list[str] = self.items["codec"].astype(str).tolist()
 
     def set_epoch(self, epoch: int) -> None:
         """Changes the random crop offsets (call before each epoch's DataLoader iteration)."""
@@ -117,20 +118,25 @@ def collate(items: list[dict]) -> dict:
 
 
 class ClipBatchSampler(Sampler[list[int]]):
-    """Batches of `clips_per_batch` x (clean + `items_per_clip - 1` degraded items of one clip)."""
+    """Batches of `clips_per_batch` x (clean + `items_per_clip - 1` degraded items of one clip).
+
+    With `subgroups` (one key per item, e.g. its codec), a group's degraded items also share
+    that key: clean + items of one codec of one clip.
+    """
 
     def __init__(self, clip_ids: list[str], is_clean: list[bool], clips_per_batch: int, items_per_clip: int,
-                 shuffle: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1):
+                 shuffle: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 subgroups: list[str] | None = None):
         if clips_per_batch < 1 or items_per_clip < 2:
             raise ConfigError("a batch needs clips_per_batch >= 1 and items_per_clip >= 2 (clean + degraded)")
         clean: dict[str, int] = {}
-        degraded: dict[str, list[int]] = {}
+        degraded: dict[tuple[str, str], list[int]] = {}
         for index, (clip, is_c) in enumerate(zip(clip_ids, is_clean)):
             if is_c:
                 clean[clip] = index
             else:
-                degraded.setdefault(clip, []).append(index)
-        missing = sorted(set(degraded) - set(clean))
+                degraded.setdefault((clip, subgroups[index] if subgroups else ""), []).append(index)
+        missing = sorted({clip for clip, _ in degraded} - set(clean))
         if missing:
             raise ConfigError(f"clips without a clean item: {missing[:5]} ({len(missing)})")
         self.clean, self.degraded = clean, {c: degraded[c] for c in sorted(degraded)}
@@ -145,7 +151,7 @@ class ClipBatchSampler(Sampler[list[int]]):
 
     def _groups(self, rng: random.Random) -> list[list[int]]:
         groups = []
-        for clip, items in self.degraded.items():
+        for (clip, _), items in self.degraded.items():
             items = list(items)
             if self.shuffle:
                 rng.shuffle(items)
