@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +43,7 @@ def estimate_delay(
     # float32 halves the FFT's cost and only has to find the peak; its height is recomputed in float64
     values = _correlation(r.astype(np.float32), d.astype(np.float32), ahead, behind)
     lag = int(np.argmax(np.abs(values))) - ahead
-    energy = np.sqrt(np.dot(r, r) * np.dot(d, d))
+    energy = np.sqrt(_dot(r, r) * _dot(d, d))
     return lag, (abs(_product_at(r, d, lag)) / energy if energy > 0 else 0.0)
 
 
@@ -52,16 +53,32 @@ def _correlation(r: np.ndarray, d: np.ndarray, ahead: int, behind: int) -> np.nd
     The circular correlation is just long enough that no lag in the range wraps around
     (about half the length a full linear correlation needs).
     """
-    n = fft.next_fast_len(max(r.size + behind, d.size + ahead), real=True)
+    n = _fft_length(max(r.size + behind, d.size + ahead))
     xc = fft.irfft(fft.rfft(d, n) * np.conj(fft.rfft(r, n)), n)
     return np.concatenate([xc[n - ahead :], xc[: behind + 1]]) if ahead else xc[: behind + 1]
+
+
+def _fft_length(n: int) -> int:
+    """The shortest length >= n of the form m * 2^k, m in {1, 3, 5, 9, 15, 27, 45, 135}.
+
+    Lengths with many factors of two are the fast ones: for n = 528,000 (10 s + 1 s at 48 kHz)
+    this gives 552,960 = 135 * 2^12, whose real FFT took 4.7 ms here against 7.2 ms for
+    scipy's next_fast_len choice 531,441 = 3^12.
+    """
+    return min(m << max(0, math.ceil(math.log2(n / m))) for m in (1, 3, 5, 9, 15, 27, 45, 135))
 
 
 def _product_at(r: np.ndarray, d: np.ndarray, lag: int) -> float:
     """sum_n d[n + lag] * r[n]: the cross-correlation at one lag, in float64."""
     d, r = (d[lag:], r) if lag >= 0 else (d, r[-lag:])
     n = min(d.size, r.size)
-    return float(np.dot(d[:n], r[:n]))
+    return _dot(d[:n], r[:n])
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """sum(a * b) without BLAS: a BLAS dot wakes its thread pool, whose threads then spin and
+    slow down the model that runs next (seen: 30 % slower scoring on 2 cores)."""
+    return float(np.einsum("i,i->", a, b))
 
 
 def align_pair(

@@ -143,19 +143,23 @@ class Scorer:
     # ---- embedding -------------------------------------------------------------------
 
     def _embed_rows(self, rows: np.ndarray) -> np.ndarray:
-        """`[N, L]` windows -> `[N, D]` embeddings, through the cache."""
+        """`[N, L]` windows -> `[N, D]` embeddings, through the cache when there is one."""
+        if self.cache.path is None:  # no cache: no keys to hash
+            return self._run_model(rows)
         keys = [window_key(self._namespace, row) for row in rows]
         found = self.cache.get_many(list(dict.fromkeys(keys)))
         todo = list(dict.fromkeys(k for k in keys if k not in found))
         if todo:
             first = {k: i for i, k in reversed(list(enumerate(keys)))}
-            x = self._torch.from_numpy(np.ascontiguousarray(rows[[first[k] for k in todo]])).to(self.device)
-            with self._torch.inference_mode():
-                vectors = self.model.embed(x).float().cpu().numpy()
-            new = dict(zip(todo, vectors))
+            new = dict(zip(todo, self._run_model(rows[[first[k] for k in todo]])))
             self.cache.put_many(new)
             found.update(new)
         return np.stack([found[k] for k in keys])
+
+    def _run_model(self, rows: np.ndarray) -> np.ndarray:
+        x = self._torch.from_numpy(np.ascontiguousarray(rows)).to(self.device)
+        with self._torch.inference_mode():
+            return self.model.embed(x).float().cpu().numpy()
 
     def _embed_batch(self, windows: np.ndarray) -> np.ndarray:
         """`[B, C, L]` -> `[B, C, D]`."""
