@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from deepaq.losses import deepaq_loss, rnc_loss
+from deepaq.losses import bitrate_labels, deepaq_loss, rnc_loss
 
 
 def loop_rnc(f, y, tau, anchors, candidates):
@@ -33,16 +33,30 @@ def test_matches_loop_with_ties():
                                    rtol=0, atol=1e-6)
 
 
+def test_bitrate_labels_put_clean_one_octave_above_the_top():
+    b = torch.tensor([16, 32, 32, 128, float("inf"), float("inf"), float("nan"), 64], dtype=torch.float64)
+    labels = bitrate_labels(b)
+    torch.testing.assert_close(labels[[0, 1, 3, 4, 5, 7]], torch.tensor([4.0, 5, 7, 8, 8, 6], dtype=torch.float64))
+    assert torch.isnan(labels[6])
+
+
 def test_bitrate_term_clean_items_are_candidates_at_the_top():
     g = torch.Generator().manual_seed(1)
     f = torch.randn(8, 4, generator=g, dtype=torch.float64)
     b = torch.tensor([16, 32, 32, 128, float("inf"), float("inf"), float("nan"), 64], dtype=torch.float64)
-    coded = torch.isfinite(b)
-    got = rnc_loss(f, b, 2.0, anchors=coded, candidates=coded | torch.isposinf(b))
-    # the same ranking with clean items at a finite bitrate far above the rest
-    b_finite = torch.where(torch.isposinf(b), torch.tensor(1e9, dtype=torch.float64), b)
-    want = loop_rnc(f, b_finite, 2.0, [0, 1, 2, 3, 7], [0, 1, 2, 3, 4, 5, 7])
-    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    _, parts = deepaq_loss(f, torch.full((8,), float("nan"), dtype=torch.float64), b)
+    want = loop_rnc(f, bitrate_labels(b), 2.0, [0, 1, 2, 3, 7], [0, 1, 2, 3, 4, 5, 7]).sum() / 8
+    assert parts["loss_bitrate"] == pytest.approx(float(want))
+
+
+def test_clean_embedding_next_to_the_best_bitrate_is_what_the_loss_wants():
+    # a line 8 -> 16 -> ... -> 128 -> clean, against the same line with clean beyond 8 kbps
+    b = torch.tensor([8.0, 16, 32, 64, 128, float("inf")])
+    line = torch.arange(6.0)[:, None] * torch.tensor([[1.0, 0.0]])
+    clean_at_the_wrong_end = line.clone()
+    clean_at_the_wrong_end[5, 0] = -1.0
+    nan = torch.full((6,), float("nan"))
+    assert deepaq_loss(line, nan, b)[0] < deepaq_loss(clean_at_the_wrong_end, nan, b)[0]
 
 
 def test_total_loss_parts_and_no_bitrate_ablation():
@@ -52,7 +66,7 @@ def test_total_loss_parts_and_no_bitrate_ablation():
     b = torch.tensor([float("inf"), 32, 16, float("inf"), 64, float("nan")], dtype=torch.float64)
     total, parts = deepaq_loss(f, v, b)
     lv = loop_rnc(f, v, 2.0, range(6), range(6)).sum() / 6
-    lb = loop_rnc(f, torch.nan_to_num(b, posinf=1e9), 2.0, [1, 2, 4], [0, 1, 2, 3, 4]).sum() / 6
+    lb = loop_rnc(f, bitrate_labels(b), 2.0, [1, 2, 4], [0, 1, 2, 3, 4]).sum() / 6
     torch.testing.assert_close(total, lv + lb, rtol=0, atol=1e-6)
     assert parts["loss_visqol"] == pytest.approx(float(lv)) and parts["loss_bitrate"] == pytest.approx(float(lb))
     only_visqol, parts = deepaq_loss(f, v, b, bitrate_weight=0.0)
