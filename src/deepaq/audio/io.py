@@ -8,6 +8,7 @@ FFmpeg decodes (M4A/AAC, raw AAC, AC-3, ...) goes through PyAV. Problems are rai
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -102,12 +103,13 @@ def validate_audio(
     arr = arr.astype(np.float32, copy=False)
     if arr.shape[1] == 0:
         raise AudioError(source, "contains no audio samples (zero length)")
-    if not np.isfinite(arr).all():
+    peak = max(float(arr.max()), -float(arr.min()))  # NaN propagates; two passes, no temporaries
+    if not math.isfinite(peak):
         raise AudioError(source, "contains NaN or infinite samples")
     seconds = arr.shape[1] / sample_rate
     if seconds < min_seconds:
         raise AudioError(source, f"is {seconds:.3f} s long; at least {min_seconds:g} s are needed")
-    if float(np.max(np.abs(arr))) < SILENCE_PEAK:
+    if peak < SILENCE_PEAK:
         raise AudioError(source, "is silent (every sample is zero or below -120 dBFS)")
     return arr
 
