@@ -56,6 +56,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "lora": {"r": 8, "alpha": 16, "dropout": 0.05},
         "gradient_checkpointing": False,
         "model_id": "deepaq-mert",
+        "version": "",  # the model's version in config.json; "" = the deepaq package version
         "window_overlap": 0.5,  # overlap of the scoring windows, stored with the model (Scorer's default)
     },
     "data": {
@@ -143,7 +144,7 @@ def build_model(config: dict) -> "torch.nn.Module":
     if m["gradient_checkpointing"]:
         backbone.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     info = {"model_id": m["model_id"], "window_seconds": config["data"]["window_seconds"],
-            "window_overlap": m["window_overlap"],
+            "window_overlap": m["window_overlap"], **({"version": m["version"]} if m["version"] else {}),
             "training": {"loss": config["loss"], "optim": config["optim"]}}
     lora = {k: m["lora"][k] for k in ("r", "alpha", "dropout")}
     return DeepaqNet(backbone, embed_dim=m["embed_dim"], finetune=m["finetune"], lora=lora, info=info)
