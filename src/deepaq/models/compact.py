@@ -1,7 +1,8 @@
 """The compact backbone of the built-in default model: full-band 48 kHz, fast on a CPU.
 
-Front end (fixed, no weights): a 2048-point STFT every 20 ms (23 Hz bins up to 24 kHz),
-power summed into `n_bands` bands on a log(1 + f / 1 kHz) scale, and two features per band:
+Front end (fixed, no weights): a 2048-point STFT every `hop` samples (20 ms by default, 40 ms
+in the shipped model; 23 Hz bins up to 24 kHz), power averaged over `n_bands` bands on a
+log(1 + f / 1 kHz) scale, and two features per band:
 
     level      10 log10(mean power in the band)                       (floor -100 dB)
     flatness   mean over the band's bins of 10 log10(power) - level   (<= 0 dB)
