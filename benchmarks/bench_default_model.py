@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import resource
 import statistics
@@ -81,13 +80,6 @@ def make_pairs(data: Path, seconds: float, folder: Path) -> list[dict]:
     return pairs
 
 
-def weights_hash(model: str) -> str:
-    from deepaq.models.checkpoint import resolve_model_folder
-
-    folder = resolve_model_folder(model)
-    return hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:12]
-
-
 class ScoreCache:
     """scores.csv: item, codec, setting, metric, value; appended as scores come in."""
 
@@ -124,9 +116,9 @@ def score_pairs(pairs: list[dict], metrics: list[str], model: str, cache: ScoreC
     if "deepaq" in metrics:
         from deepaq.scoring import Scorer
 
-        keys["deepaq"] = f"deepaq:{weights_hash(model)}"
-        scorers["deepaq"] = lambda p, s=Scorer(model, cache_dir=False): -s.score(
-            reference=p["reference"], degraded=p["degraded"]).distance
+        scorer = Scorer(model, cache_dir=False)
+        keys["deepaq"] = f"deepaq:{scorer.weights_hash}"
+        scorers["deepaq"] = lambda p: -scorer.score(reference=p["reference"], degraded=p["degraded"]).distance
     if "visqol" in metrics:
         from deepaq.baselines.visqol import VisqolV3
 

@@ -7,8 +7,10 @@ writes checkpoints).
 
 Every epoch ends with validation: per clip, each degraded item's embedding distance to the
 clean item's; reported as the Spearman correlation of -distance with ViSQOL (higher is
-better), overall and per codec, to `validation.csv` and TensorBoard. The overall value
-drives ReduceLROnPlateau (x0.99 after 10 epochs without improvement) and early stopping.
+better), overall and per codec, and with bitrate within each clip and codec, to
+`validation.csv` and TensorBoard. The value `[train] select` names (ViSQOL overall by
+default) picks the best checkpoint and drives ReduceLROnPlateau (x0.99 after 10 epochs
+without improvement) and early stopping.
 
 Checkpoints (no pickle): `checkpoints/last/` after every epoch (and every
 `checkpoint_every_steps`), `checkpoints/best/` at each new best. A checkpoint folder is a model

@@ -241,7 +241,7 @@ def build_clip(task: ClipTask) -> dict[str, Any]:
     except Exception as exc:
         record["errors"].append(_error(task, "clean", "read", item_error(exc)))
         return record
-    from deepaq.codecs import codec_versions, degrade, lowpass
+    from deepaq.codecs import apply_condition, codec_versions
 
     scorer = visqol_scorer() if config.visqol else None
     common = {
@@ -259,10 +259,9 @@ def build_clip(task: ClipTask) -> dict[str, Any]:
         path = folder / f"{cond.suffix}.flac"
         stage = "code"
         try:
-            if cond.codec == "lowpass":
-                _write(path, lowpass(clean, SAMPLE_RATE, cond.cutoff_hz))
-            elif cond.codec != "clean":
-                _write(path, degrade(clean, SAMPLE_RATE, cond.codec, cond.bitrate_kbps))
+            if cond.codec != "clean":  # the clean file is written above
+                setting = cond.cutoff_hz if cond.codec == "lowpass" else cond.bitrate_kbps
+                _write(path, apply_condition(clean, SAMPLE_RATE, cond.codec, setting))
             stage = "label"
             mos = scorer.score(reference=clean_path, degraded=path) if scorer else math.nan
         except Exception as exc:

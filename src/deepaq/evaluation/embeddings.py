@@ -7,7 +7,6 @@ Long audio is embedded in fixed windows (default 10 s) whose frames are concaten
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -17,22 +16,6 @@ from deepaq.errors import ModelError
 MIN_WINDOW_S = 0.5
 
 
-def folder_hash(folder: str | Path) -> str:
-    """sha256 (first 16 hex digits) over the config and weight files of a model folder."""
-    folder = Path(folder)
-    files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and (p.suffix in (".safetensors", ".bin") or p.name == "config.json"))
-    if not files:
-        raise ModelError(f"{folder}: no config.json or weight files")
-    h = hashlib.sha256()
-    for p in files:
-        h.update(p.name.encode())
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()[:16]
-
-
 class BackboneEmbedder:
     """Frames `[frames, hidden]` of one hidden layer of a backbone, for any audio file."""
 
@@ -40,6 +23,7 @@ class BackboneEmbedder:
         import torch
 
         from deepaq.models.backbones import build_backbone
+        from deepaq.models.checkpoint import weights_hash
 
         weights = Path(weights).expanduser()
         if not weights.is_dir():
@@ -50,7 +34,7 @@ class BackboneEmbedder:
             raise ModelError(f"{backbone} has {self.model.num_hidden_states} hidden states; layer {layer} does not exist")
         self.layer = layer
         self.window = int(window_s * self.sample_rate)
-        self.version = f"{backbone} {folder_hash(weights)} layer {layer} window {window_s:g}s"
+        self.version = f"{backbone} {weights_hash(weights)} layer {layer} window {window_s:g}s"
         self._torch = torch
 
     def frames(self, source) -> np.ndarray:

@@ -236,14 +236,12 @@ class DeepaqDistance:
     """
 
     def __init__(self, model: str | None = None, **options):
-        from deepaq.evaluation.embeddings import folder_hash
         from deepaq.scoring import DEFAULT_MODEL, Scorer
 
         self.scorer = Scorer(model or DEFAULT_MODEL, mapping=False, **options)
-        folder = self.scorer.model_folder
-        weights = folder_hash(folder) if folder is not None else "in-memory"
         self.sample_rate = self.scorer.sample_rate
-        self.version = f"{self.scorer.model_id} {self.scorer.model_version} ({weights}), full-reference distance"
+        self.version = (f"{self.scorer.model_id} {self.scorer.model_version} ({self.scorer.weights_hash}), "
+                        "full-reference distance")
 
     def score(self, *, reference, degraded) -> float:
         return float(self.scorer.score(reference=reference, degraded=degraded).distance)

@@ -122,7 +122,6 @@ def _weighted_kendall(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray
 
 def bootstrap_agreement(
     x, y, groups: Sequence | None = None, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0,
-    kendall_ci: bool = True,
 ) -> dict[str, Estimate]:
     """PCC, SRCC, Kendall tau and RMSE(x, y) with bootstrap CIs resampling `groups`.
 

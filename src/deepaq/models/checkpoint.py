@@ -15,6 +15,7 @@ config.json:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -114,6 +115,23 @@ def resolve_model_folder(name_or_path: str | Path) -> Path:
         return shipped
     known = ", ".join(shipped_models()) or "none"
     raise ModelError(f"{name_or_path}: no such model folder or shipped model (shipped: {known})")
+
+
+def weights_hash(folder: str | Path) -> str:
+    """Content hash (16 hex digits) of a model folder's config.json and weight files
+    (*.safetensors, *.bin): caches and reports keyed by it follow the weights, not the path."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and (p.suffix in (".safetensors", ".bin") or p.name == "config.json"))
+    if not files:
+        raise ModelError(f"{folder}: no config.json or weight files")
+    h = hashlib.sha256()
+    for path in files:
+        h.update(path.name.encode())
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
 
 
 def read_model_config(folder: Path) -> dict:

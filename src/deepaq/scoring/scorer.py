@@ -20,7 +20,6 @@ With `mono=False` each channel is embedded on its own and channel distances are 
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -63,19 +62,6 @@ def list_audio(folder: str | os.PathLike) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
 
 
-def _weights_hash(folder: Path | None) -> str:
-    if folder is None:
-        return "unsaved"
-    h = hashlib.blake2b(digest_size=8)
-    for name in ("config.json", "model.safetensors"):
-        path = folder / name
-        if path.is_file():
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-    return h.hexdigest()
-
-
 class Scorer:
     """A loaded model with its windows, mapping and embedding cache.
 
@@ -94,7 +80,7 @@ class Scorer:
         import torch
 
         from deepaq.models import DeepaqNet, load_model
-        from deepaq.models.checkpoint import resolve_model_folder
+        from deepaq.models.checkpoint import resolve_model_folder, weights_hash
 
         if isinstance(model, DeepaqNet):
             self.model, self.model_folder = model.to(device).eval(), None
@@ -121,7 +107,7 @@ class Scorer:
         self.mapping = self._resolve_mapping(mapping)
         folder = default_cache_dir() if cache_dir is None else (None if cache_dir is False else cache_dir)
         self.cache = EmbeddingCache(folder)
-        self.weights_hash = _weights_hash(self.model_folder)
+        self.weights_hash = "unsaved" if self.model_folder is None else weights_hash(self.model_folder)
         self._namespace = f"{self.model_id}|{self.model_version}|{self.weights_hash}|{self.sample_rate}"
         self._banks: dict[str, EmbeddingBank] = {}
         self.nmr_bank = nmr_bank
