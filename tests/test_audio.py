@@ -238,3 +238,26 @@ def test_to_mono_and_resample_shapes():
     assert to_mono(x).shape == (1, x.shape[1])
     assert resample(x, SR, 16000).shape == (2, 8000)
     assert validate_audio(np.ones(100, np.int16) * 1000, SR).shape == (1, 100)
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_U8", "PCM_24", "FLOAT"])
+def test_integer_pcm_reads_as_libsndfile_floats(tmp_path, subtype):
+    # 16-bit PCM is converted by deepaq, not libsndfile: the values must be the same
+    rng = np.random.default_rng(4)
+    x = np.clip(rng.standard_normal((SR, 2)) * 0.3, -1, 1)
+    x[:3, 0] = [-1.0, 0.0, 0.999]
+    path = tmp_path / f"x_{subtype}.wav"
+    sf.write(path, x, SR, subtype=subtype)
+    y, sr = read_audio(path)
+    expected = sf.read(path, dtype="float32", always_2d=True)[0].T
+    assert sr == SR and y.dtype == np.float32 and y.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(y, expected)
+
+
+def test_integer_arrays_scale_to_full_scale_in_any_layout():
+    for dtype in (np.int16, np.uint8, np.int32):
+        info = np.iinfo(dtype)
+        x = np.asfortranarray(np.array([[info.min, info.max], [info.min, info.max]], dtype).T)  # [2, 2], strided
+        y = validate_audio(x, SR)
+        assert y.flags["C_CONTIGUOUS"] and y.dtype == np.float32
+        assert y[0, 0] == -1.0 and 0.99 < y[1, 0] <= 1.0  # int32 full scale rounds to 1.0 in float32

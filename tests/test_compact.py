@@ -74,6 +74,25 @@ def test_flatness_sees_spectral_holes():
     assert flat_holes < flat_full - 5.0
 
 
+def test_features_equal_the_stft_formula():
+    # the fast framing (one FFT over strided frames, floored power reused in place) must
+    # give the docstring's definition computed the plain way with torch.stft
+    feats = BandFeatures(2048, 1920, SR, 160, 1000.0, -100.0)
+    edges = band_edges(2048, SR, 160, 1000.0)
+    x = torch.randn(3, 3 * SR) * torch.logspace(-4, 0, 3)[:, None]  # -80 .. 0 dB
+    window = torch.hann_window(2048)
+    power = torch.stft(x.double(), 2048, 1920, window=window.double(), center=True, return_complex=True).abs() ** 2
+    power = power.transpose(1, 2) * 4.0 / float(window.sum()) ** 2 + 1e-10
+    level = torch.stack([10 * torch.log10(power[..., a:b].mean(-1)) for a, b in zip(edges, edges[1:])], -1)
+    db_mean = torch.stack([(10 * torch.log10(power[..., a:b])).mean(-1) for a, b in zip(edges, edges[1:])], -1)
+    expected = torch.cat([(level + 50) / 25, (db_mean - level) / 5], -1).float()
+    got = feats(x)
+    assert got.shape == expected.shape
+    assert torch.allclose(got, expected, atol=2e-4)
+    with pytest.raises(ValueError, match="more than 1024 samples"):
+        feats(x[:, :1000])
+
+
 def test_shapes_registry_and_padding():
     assert "compact" in list_backbones()
     bb = build_backbone("compact", {"blocks": 3, "hidden": 32, "dilations": [1, 2, 4], "downsample_after": [1]})

@@ -72,15 +72,23 @@ class BandFeatures(nn.Module):
         for band, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
             average[lo:hi, band] = 1.0 / (hi - lo)
         self.register_buffer("average", average, persistent=False)
-        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        # Hann window scaled so that a full-scale sine reads about 0 dB
+        window = torch.hann_window(n_fft)
+        self.register_buffer("window", window * (2.0 / window.sum()), persistent=False)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        spec = torch.stft(waveform, self.n_fft, self.hop, window=self.window, center=True, return_complex=True)
-        power = (spec.real**2 + spec.imag**2).transpose(1, 2) * (4.0 / self.window.sum() ** 2)  # full-scale sine ~ 0 dB
-        floor = 10 ** (self.floor_db / 10)
-        db = 10 * torch.log10(power + floor)  # [B, frames, bins]
-        level = 10 * torch.log10(power @ self.average + floor)
-        flatness = db @ self.average - level
+        pad = self.n_fft // 2
+        if waveform.shape[-1] <= pad:
+            raise ValueError(f"band features need more than {pad} samples per signal, got {waveform.shape[-1]}")
+        # centred frames with reflected ends (as torch.stft(center=True)), framed without a copy;
+        # few full-size temporaries, because fresh memory costs more here than the arithmetic
+        padded = torch.cat([waveform[:, 1:pad + 1].flip(1), waveform, waveform[:, -pad - 1:-1].flip(1)], 1)
+        spec = torch.fft.rfft(padded.unfold(1, self.n_fft, self.hop) * self.window)  # [B, frames, bins]
+        power = spec.real.square()
+        power.addcmul_(spec.imag, spec.imag).add_(10 ** (self.floor_db / 10))
+        # the columns of `average` sum to 1, so the band means of the floored power are floored too
+        level = 10 * torch.log10(power @ self.average)
+        flatness = 10 * (torch.log10_(power) @ self.average) - level
         # fixed scaling to roughly unit range: levels around -50 dB, flatness a few dB below 0
         return torch.cat([(level + 50.0) / 25.0, flatness / 5.0], 2)
 

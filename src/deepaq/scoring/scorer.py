@@ -71,13 +71,17 @@ class Scorer:
     `cache_dir`: None uses `deepaq.cache.default_cache_dir()`; False disables the cache.
     `nmr_bank`: default reference set for NMR (see `load_bank`).
     `overlap`: window overlap fraction; None uses the model's `window_overlap` (else 0.5).
+    `keep_memory`: keep freed memory in the process for the next item (`deepaq.memory`: no
+    page faults on fresh arrays, ~20 % faster per pair here); False leaves malloc alone.
     """
 
     def __init__(self, model: Any = DEFAULT_MODEL, *, device: str = "cpu", mapping: Any = None,
                  cache_dir: str | os.PathLike | None | bool = None, batch_size: int = 8, workers: int = 0,
                  overlap: float | None = None, mono: bool = True, max_delay_s: float = 1.0, min_seconds: float = 1.0,
-                 nmr_bank: Any = None, stream_above_s: float = STREAM_ABOVE_S):
+                 nmr_bank: Any = None, stream_above_s: float = STREAM_ABOVE_S, keep_memory: bool = True):
         import torch
+
+        from deepaq.memory import keep_freed_memory
 
         from deepaq.models import DeepaqNet, load_model
         from deepaq.models.checkpoint import resolve_model_folder, weights_hash
@@ -87,6 +91,8 @@ class Scorer:
         else:
             self.model_folder = resolve_model_folder(model)
             self.model = load_model(self.model_folder, device=device)
+        if keep_memory:
+            keep_freed_memory()
         self._torch = torch
         self.device = device
         info = self.model.info
@@ -94,8 +100,6 @@ class Scorer:
         self.model_version = str(info.get("version") or "0")
         self.sample_rate = int(self.model.sample_rate)
         window_s = float(info.get("window_seconds") or DEFAULT_WINDOW_S)
-        if overlap is None:
-            overlap = float(info.get("window_overlap", DEFAULT_OVERLAP))
         if overlap is None:
             overlap = float(info.get("window_overlap", DEFAULT_OVERLAP))
         self.spec = WindowSpec.from_seconds(window_s, self.sample_rate, overlap, min_seconds)

@@ -91,6 +91,11 @@ def _take(chunks: Iterator[np.ndarray], samples: int) -> list[np.ndarray]:
     return taken
 
 
+def _joined(chunks: list[np.ndarray]) -> np.ndarray:
+    """The chunks as one array (the chunk itself when there is only one: no copy)."""
+    return chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=1)
+
+
 def _skip(chunks: Iterable[np.ndarray], samples: int) -> Iterator[np.ndarray]:
     for chunk in chunks:
         if samples >= chunk.shape[1]:
@@ -130,8 +135,7 @@ def aligned_chunks(reference: AudioSource, degraded: AudioSource, sample_rate: i
     max_delay = int(round(max_delay_s * sample_rate))
     head_r = _take(ref, int(ANALYSIS_S * sample_rate))
     head_d = _take(deg, int(ANALYSIS_S * sample_rate) + max_delay)
-    r = np.concatenate(head_r, axis=1)
-    d = np.concatenate(head_d, axis=1)
+    r, d = _joined(head_r), _joined(head_d)
     if r.shape[0] != d.shape[0]:
         raise AudioError(names[1], f"has {d.shape[0]} channels but {names[0]} has {r.shape[0]}")
     delay = align_pair(r, d, sample_rate, max_delay_s=max_delay_s, analysis_s=ANALYSIS_S, names=names).delay_samples
