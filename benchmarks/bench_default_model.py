@@ -18,7 +18,9 @@ so an interrupted run resumes.
 Speed: one 10 s stereo 48 kHz pair read from WAV files, decode to score (Scorer.score with
 the cache off, alignment included; ViSQOL's `score` on the same files), median of repeats
 after one warm-up, each metric in its own process so its peak memory (max RSS) is its own.
-Prints x real time and the ratio against ViSQOL measured in the same run.
+Prints x real time and the ratio against ViSQOL measured in the same run; the row
+`deepaq-rel` is the same Scorer with `keep_memory=False` (deepaq.memory), to show what the
+memory policy is worth.
 """
 
 from __future__ import annotations
@@ -198,6 +200,9 @@ def accuracy_table(pairs: list[dict], keys: dict[str, str], cache: ScoreCache) -
 # ---------------------------------------------------------------- speed
 
 
+SPEED_METRICS = ["deepaq", "deepaq-rel", "visqol"]
+
+
 def speed_pairs(data: Path, folder: Path, n: int) -> list[tuple[Path, Path]]:
     """Up to n 10 s stereo pairs (reference, AAC 64 kbps) as 16-bit WAV files."""
     import soundfile as sf
@@ -222,10 +227,10 @@ def speed_worker(metric: str, model: str, pairs: list[tuple[str, str]], repeats:
     """Runs in its own process: seconds per pair (median), and this process's peak RSS."""
     import torch
 
-    if metric == "deepaq":
+    if metric.startswith("deepaq"):
         from deepaq.scoring import Scorer
 
-        scorer = Scorer(model, cache_dir=False)
+        scorer = Scorer(model, cache_dir=False, keep_memory=metric == "deepaq")
         fn = lambda r, d: scorer.score(reference=r, degraded=d)  # noqa: E731
     else:
         from deepaq.baselines.visqol import VisqolV3
@@ -247,7 +252,7 @@ def speed_worker(metric: str, model: str, pairs: list[tuple[str, str]], repeats:
 def speed_table(data: Path, model: str, folder: Path, n: int, repeats: int) -> None:
     pairs = [(str(r), str(d)) for r, d in speed_pairs(data, folder, n)]
     results = {}
-    for metric in ("deepaq", "visqol"):
+    for metric in SPEED_METRICS:
         cmd = [sys.executable, __file__, "--speed-worker", metric, "--model", model, "--repeats", str(repeats),
                "--pairs-json", json.dumps(pairs)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -259,7 +264,8 @@ def speed_table(data: Path, model: str, folder: Path, n: int, repeats: int) -> N
     base = results["visqol"]["seconds"]
     for metric, r in results.items():
         print(f"{metric:<10}{r['seconds']:10.4f}{10 / r['seconds']:13.1f}{r['peak_mb']:10.0f}{base / r['seconds']:10.1f}x")
-    print(f"(torch threads {results['deepaq']['torch_threads']}; peak MB = max RSS of the process that scored)")
+    print(f"(torch threads {results['deepaq']['torch_threads']}; peak MB = max RSS of the process that scored; "
+          "deepaq-rel: Scorer(keep_memory=False), freed memory goes back to the OS)")
 
 
 def main() -> None:
@@ -273,7 +279,7 @@ def main() -> None:
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--speed-pairs", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--speed-worker", choices=["deepaq", "visqol"], help=argparse.SUPPRESS)
+    parser.add_argument("--speed-worker", choices=SPEED_METRICS, help=argparse.SUPPRESS)
     parser.add_argument("--pairs-json", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.speed_worker:
