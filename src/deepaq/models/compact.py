@@ -9,7 +9,7 @@ log(1 + f / 1 kHz) scale, and two features per band:
 
 The level sees band limits and noise; the flatness sees spectral holes and sparse
 quantisation inside a band at the STFT's full resolution, both typical codec artefacts.
-Band means are one matrix product per frame with a fixed [bins, bands] averaging matrix.
+Band means are products with a fixed [bins, bands] averaging matrix (block by block).
 
 Trunk: a linear projection to `hidden` channels, then `blocks` residual 1-D ConvNeXt-style
 blocks over time (LayerNorm, depthwise conv with growing dilation, pointwise MLP), halving
@@ -42,6 +42,7 @@ DEFAULTS = {
     "downsample_after": [2, 4],
     "floor_db": -100.0,
 }
+BAND_GROUP = 20  # bands per block of the averaging matrix
 
 
 def band_edges(n_fft: int, sample_rate: int, n_bands: int, scale_hz: float) -> list[int]:
@@ -72,6 +73,10 @@ class BandFeatures(nn.Module):
         for band, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
             average[lo:hi, band] = 1.0 / (hi - lo)
         self.register_buffer("average", average, persistent=False)
+        # The matrix is block-diagonal: groups of BAND_GROUP bands, each multiplied with its
+        # own bins only, skip the zeros (a third of the time of the full product, same sums).
+        self.groups = [(edges[b], edges[min(b + BAND_GROUP, self.n_bands)], b, min(b + BAND_GROUP, self.n_bands))
+                       for b in range(0, self.n_bands, BAND_GROUP)]
         # Hann window scaled so that a full-scale sine reads about 0 dB
         window = torch.hann_window(n_fft)
         self.register_buffer("window", window * (2.0 / window.sum()), persistent=False)
@@ -87,10 +92,14 @@ class BandFeatures(nn.Module):
         power = spec.real.square()
         power.addcmul_(spec.imag, spec.imag).add_(10 ** (self.floor_db / 10))
         # the columns of `average` sum to 1, so the band means of the floored power are floored too
-        level = 10 * torch.log10(power @ self.average)
-        flatness = 10 * (torch.log10_(power) @ self.average) - level
+        level = 10 * torch.log10(self._band_means(power))
+        flatness = 10 * self._band_means(torch.log10_(power)) - level
         # fixed scaling to roughly unit range: levels around -50 dB, flatness a few dB below 0
         return torch.cat([(level + 50.0) / 25.0, flatness / 5.0], 2)
+
+    def _band_means(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, frames, bins] -> [B, frames, bands]: `x @ self.average`, group by group."""
+        return torch.cat([x[..., lo:hi] @ self.average[lo:hi, b0:b1] for lo, hi, b0, b1 in self.groups], -1)
 
 
 class Block(nn.Module):
