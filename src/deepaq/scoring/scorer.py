@@ -82,7 +82,6 @@ class Scorer:
         import torch
 
         from deepaq.memory import keep_freed_memory
-
         from deepaq.models import DeepaqNet, load_model
         from deepaq.models.checkpoint import resolve_model_folder, weights_hash
 
