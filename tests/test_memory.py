@@ -24,7 +24,7 @@ if sys.argv[1] == "scorer":
     Scorer(sys.argv[2], cache_dir=False, keep_memory=sys.argv[3] == "keep")
 elif sys.argv[3] == "keep":
     from deepaq.memory import keep_freed_memory
-    assert keep_freed_memory() and keep_freed_memory()  # once per process, then a no-op
+    assert keep_freed_memory() and keep_freed_memory()  # idempotent
 def faults_of_a_fresh_array():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     np.ones(10_000_000, np.float32)

@@ -23,14 +23,10 @@ import platform
 MMAP_THRESHOLD_MB = 64
 TRIM_THRESHOLD_MB = 256
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
-_applied = False
 
 
 def keep_freed_memory() -> bool:
-    """Raise glibc's mmap and trim thresholds (once per process); True when they are set."""
-    global _applied
-    if _applied:
-        return True
+    """Raise glibc's mmap and trim thresholds (idempotent); True when they are set."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     try:
@@ -38,6 +34,5 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    _applied = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_MB << 20)
-                    and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_MB << 20))
-    return _applied
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_MB << 20)
+                and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_MB << 20))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import fft
 
+from deepaq.audio.resample import to_mono
 from deepaq.errors import AlignmentError
 
 # Below this normalised cross-correlation at the best lag, the two signals are taken to
@@ -49,9 +50,8 @@ def estimate_delay(
 
 
 def _mono(x: np.ndarray, samples: int | None) -> np.ndarray:
-    """The first `samples` of the channel mean, float32 (no copy for mono float32 input)."""
-    x = x[:, :samples]
-    return (x[0] if x.shape[0] == 1 else x.mean(axis=0)).astype(np.float32, copy=False)
+    """The first `samples` of the channel mean as float32 (no copy for mono float32 input)."""
+    return to_mono(x[:, :samples])[0].astype(np.float32, copy=False)
 
 
 def _correlation(r: np.ndarray, d: np.ndarray, ahead: int, behind: int) -> np.ndarray:

@@ -358,12 +358,17 @@ def _clip_tasks(
             yield ClipTask(source, clip_id(source, start), start, start + clip_samples, dataset, config)
 
 
+def _as_json(config: BuildConfig) -> dict:
+    """The settings as JSON gives them back (tuples become lists), to compare with a stored copy."""
+    return json.loads(json.dumps(asdict(config)))
+
+
 def _check_same_config(path: Path, config: BuildConfig) -> None:
     """First run: remember the settings. Later runs: refuse to mix in different settings."""
-    wanted = json.loads(json.dumps(asdict(config)))
+    wanted = _as_json(config)
     if path.exists():
         # settings added after a dataset was built take their default value
-        stored = {**json.loads(json.dumps(asdict(BuildConfig()))), **json.loads(path.read_text(encoding="utf-8"))}
+        stored = {**_as_json(BuildConfig()), **json.loads(path.read_text(encoding="utf-8"))}
         if stored != wanted:
             changed = sorted(k for k in wanted if stored.get(k) != wanted[k])
             raise ConfigError(
