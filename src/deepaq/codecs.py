@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import io
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from scipy import signal
@@ -65,10 +66,10 @@ def degrade(x: np.ndarray, sample_rate: int, codec: str, bitrate_kbps: float) ->
         raise CodecError(f"{codec}: only mono and stereo input can be coded, got {channels} channels")
     coding_rate = codec_sample_rate(codec, bitrate_kbps, sample_rate)
     delay = _codec_delay(codec, float(bitrate_kbps), coding_rate, channels)
-    y = _round_trip(resample(x, sample_rate, coding_rate), coding_rate, spec, bitrate_kbps)
+    y = round_trip(resample(x, sample_rate, coding_rate), coding_rate, spec, bitrate_kbps)
     y = resample(y, coding_rate, sample_rate)
     delay = int(round(delay * sample_rate / coding_rate))
-    return _fit_length(y[:, delay:], x.shape[1])
+    return fit_length(y[:, delay:], x.shape[1])
 
 
 def lowpass(x: np.ndarray, sample_rate: int, cutoff_hz: float) -> np.ndarray:
@@ -111,15 +112,21 @@ def _spec(codec: str, bitrate_kbps: float) -> CodecSpec:
     return spec
 
 
-def _round_trip(x: np.ndarray, sample_rate: int, spec: CodecSpec, bitrate_kbps: float) -> np.ndarray:
+def round_trip(
+    x: np.ndarray, sample_rate: int, spec: CodecSpec, bitrate_kbps: float | None, options: dict[str, str] | None = None
+) -> np.ndarray:
+    """Encode and decode through `spec`'s encoder and container, uncompensated (decoder delay
+    and padding included). `options` are the encoder's private FFmpeg options; `bitrate_kbps`
+    None leaves the encoder's own rate (fixed-rate formats)."""
     import av
 
     layout = "mono" if x.shape[0] == 1 else "stereo"
     buffer = io.BytesIO()
     try:
         with av.open(buffer, mode="w", format=spec.container) as out:
-            stream = out.add_stream(spec.encoder, rate=sample_rate, layout=layout)
-            stream.bit_rate = int(bitrate_kbps * 1000)
+            stream = out.add_stream(spec.encoder, rate=sample_rate, layout=layout, options=dict(options or {}))
+            if bitrate_kbps is not None:
+                stream.bit_rate = int(bitrate_kbps * 1000)
             ctx = stream.codec_context
             to_encoder = av.AudioResampler(
                 format=ctx.format.name, layout=layout, rate=sample_rate, frame_size=ctx.frame_size or None
@@ -138,13 +145,21 @@ def _round_trip(x: np.ndarray, sample_rate: int, spec: CodecSpec, bitrate_kbps: 
             chunks = [f.to_ndarray() for frame in inp.decode(audio=0) for f in to_float.resample(frame)]
             chunks += [f.to_ndarray() for f in to_float.resample(None)]
     except av.error.FFmpegError as exc:
-        raise CodecError(f"{spec.encoder} at {bitrate_kbps:g} kbps, {sample_rate} Hz, {layout}: {exc}") from None
+        rate = "its own bitrate" if bitrate_kbps is None else f"{bitrate_kbps:g} kbps"
+        extra = "".join(f", {k}={v}" for k, v in (options or {}).items())
+        raise CodecError(f"{spec.encoder} at {rate}, {sample_rate} Hz, {layout}{extra}: {exc}") from None
     return np.concatenate(chunks, axis=1).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=None)
 def _codec_delay(codec: str, bitrate_kbps: float, sample_rate: int, channels: int) -> int:
     """Samples the decoder output lags its input, measured on a fixed calibration signal."""
+    return calibrated_delay(lambda probe: round_trip(probe, sample_rate, CODECS[codec], bitrate_kbps), sample_rate, channels)
+
+
+def calibrated_delay(code: Callable[[np.ndarray], np.ndarray], sample_rate: int, channels: int) -> int:
+    """Samples by which `code(x)` lags x, measured on a fixed band-limited noise burst
+    (never on the content being coded); callers cache it per codec setting."""
     rng = np.random.default_rng(0)
     n = sample_rate * 2
     burst = rng.standard_normal(n)
@@ -153,12 +168,13 @@ def _codec_delay(codec: str, bitrate_kbps: float, sample_rate: int, channels: in
     probe = np.zeros(n + sample_rate, dtype=np.float32)
     probe[sample_rate // 2 : sample_rate // 2 + n] = 0.3 * burst / np.abs(burst).max()
     probe = np.tile(probe, (channels, 1))
-    decoded = _round_trip(probe, sample_rate, CODECS[codec], bitrate_kbps)
+    decoded = code(probe)
     lag, _ = estimate_delay(probe, decoded, max_delay=sample_rate // 4)
     return max(lag, 0)
 
 
-def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
+def fit_length(y: np.ndarray, n: int) -> np.ndarray:
+    """`y` cut or zero-padded to n samples."""
     if y.shape[1] >= n:
         return np.ascontiguousarray(y[:, :n])
     return np.pad(y, ((0, 0), (0, n - y.shape[1])))
