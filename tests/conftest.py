@@ -1,4 +1,5 @@
-"""Shared fixtures: the real audio under ../shared, read at run time and never copied."""
+"""Shared fixtures: the compact real-audio set in tests/data (shipped, see tests/data/README.md)
+and the larger sets under ../shared (read at run time, never copied; tests that need them skip)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 VISQOL_TESTDATA = SHARED / "data" / "visqol_testdata"
 PEAQ_REFERENCE = SHARED / "reference" / "peaq"
+TEST_DATA = Path(__file__).resolve().parent / "data"
 
 
 def _require(path: Path) -> Path:

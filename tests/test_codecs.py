@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import signal
@@ -10,6 +12,7 @@ from deepaq import codecs
 from deepaq.audio import estimate_delay, read_audio
 from deepaq.errors import CodecError
 
+DATA = Path(__file__).resolve().parent / "data" / "codecs"
 ITEMS = ("guitar", "castanets", "sopr", "glock")
 GRID = [(c, b) for c in ("opus", "mp3", "aac") for b in codecs.PAPER_BITRATES]
 GRID += [(c, b) for c in ("mp2", "ac3") for b in (64, 96, 128, 192, 256)]
@@ -22,12 +25,11 @@ DISPERSIVE_MAX_LAG = 5  # samples at 48 kHz, about 0.1 ms
 
 
 @pytest.fixture(scope="module")
-def coded(visqol_testdata):
-    """3 s of four real stereo excerpts, coded with every codec setting once."""
+def coded():
+    """3 s (1 s to 4 s) of four real stereo excerpts (tests/data/codecs), coded with every codec setting once."""
     out = {}
     for item in ITEMS:
-        x, sr = read_audio(visqol_testdata / f"{item}48_stereo.wav")
-        x = x[:, sr : 4 * sr]
+        x, sr = read_audio(DATA / f"{item}48_stereo_1-4s.flac")
         out[item] = (x, sr, {setting: codecs.degrade(x, sr, *setting) for setting in GRID})
     return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -39,9 +40,10 @@ def test_non_finite_movs_are_rejected():
         mms_2f(10.0, math.inf)
 
 
-def test_peaq_result_carries_the_2f_score(peaq_reference):
+def test_peaq_result_carries_the_2f_score():
     from deepaq.baselines.peaq import peaq
 
-    r = peaq(reference=peaq_reference / "moonlight_ref.flac", degraded=peaq_reference / "moonlight_lp7k.flac")
+    data = Path(__file__).resolve().parent / "data" / "peaq"
+    r = peaq(reference=data / "moonlight_ref.flac", degraded=data / "moonlight_lp7k.flac")
     assert r.mms_2f == pytest.approx(mms_2f(r.movs["AvgModDiff1B"], r.movs["ADBB"]), abs=1e-12)
     assert r.mms_2f == pytest.approx(76.637, abs=0.01)  # from PQevalAudio's MOVs for this pair

@@ -1,10 +1,13 @@
-"""ViSQOL v3 wrapper against upstream conformance values (../shared/data/visqol_testdata/README.md).
+"""ViSQOL v3 wrapper against upstream conformance values (tests/data/README.md).
 
-Four of the eleven pairs run here (each costs 1-10 s on this machine); all eleven were checked
+The pairs are in tests/data/visqol (FLAC copies of the Apache-2.0 ViSQOL test files, same
+samples). Four of the eleven pairs run here (each costs 1-10 s on this machine); all eleven were checked
 by hand, see docs/data.md. One shared scorer: numba compiles on the first call.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +15,8 @@ import soundfile as sf
 
 from deepaq.baselines.visqol import VisqolV3
 from deepaq.errors import AudioError
+
+DATA = Path(__file__).resolve().parent / "data" / "visqol"
 
 # (degraded, reference, MOS-LQO expected by Google's C++ ViSQOL v3.3.3 conformance tests)
 EXPECTED = [
@@ -27,18 +32,18 @@ def scorer() -> VisqolV3:
 
 
 @pytest.mark.parametrize("degraded,reference,expected", EXPECTED, ids=[e[0] for e in EXPECTED])
-def test_matches_upstream_conformance(scorer, visqol_testdata, degraded, reference, expected):
-    mos = scorer.score(reference=visqol_testdata / f"{reference}.wav", degraded=visqol_testdata / f"{degraded}.wav")
+def test_matches_upstream_conformance(scorer, degraded, reference, expected):
+    mos = scorer.score(reference=DATA / f"{reference}.flac", degraded=DATA / f"{degraded}.flac")
     assert mos == pytest.approx(expected, abs=1e-3)
 
 
-def test_speech_pair_and_array_input(scorer, visqol_testdata):
+def test_speech_pair_and_array_input(scorer):
     """The speech sentence in audio mode: the port itself lands 3.1e-3 from the C++ value
     (1.76898 vs 1.76584, the same through visqol-python's own file API), so 5e-3 here.
     Arrays give exactly what files give."""
     import visqol
 
-    ref, deg = visqol_testdata / "CA01_01.wav", visqol_testdata / "transcoded_CA01_01.wav"
+    ref, deg = DATA / "CA01_01.flac", DATA / "transcoded_CA01_01.flac"
     mos = scorer.score(reference=ref, degraded=deg)
     assert mos == pytest.approx(1.7658378752958486, abs=5e-3)
     api = visqol.VisqolApi()
@@ -49,11 +54,11 @@ def test_speech_pair_and_array_input(scorer, visqol_testdata):
     assert scorer.score(reference=(x.T, sr), degraded=(y.T, sr)) == pytest.approx(mos, abs=1e-9)
 
 
-def test_resamples_to_48k_and_reports_version(scorer, visqol_testdata):
+def test_resamples_to_48k_and_reports_version(scorer):
     """A degraded copy given at 44.1 kHz is brought to 48 kHz (with a warning) and scored as near-identical."""
     from deepaq.audio import read_audio, resample
 
-    x, sr = read_audio(visqol_testdata / "CA01_01.wav")
+    x, sr = read_audio(DATA / "CA01_01.flac")
     with pytest.warns(UserWarning, match="upsampling from 44100 Hz to 48000 Hz"):
         mos = scorer.score(reference=(x, sr), degraded=(resample(x, sr, 44100), 44100))
     assert 4.5 < mos <= 4.7322
