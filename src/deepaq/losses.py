@@ -24,6 +24,11 @@ How items enter the bitrate term (label: log2 of the kbps, L1 distance):
     still be nearer to 128 kbps than the clean item is (120 < 128);
   * items with no bitrate (NaN, e.g. low-pass anchors) take no part in the bitrate term.
 Every item with a finite ViSQOL label is anchor and candidate of the ViSQOL term.
+
+Further teacher labels (e.g. the 2f-model's MMS or PEAQ's ODG of each item against its clean
+reference, `deepaq.data.teachers`) each add one term of the same form as the ViSQOL term,
+with its own weight: L += w_t / N * sum_{i labelled by t} L^t_i. The clean item carries the
+teacher's self-score (2f: 100, the top of its scale), a finite best rank.
 """
 
 from __future__ import annotations
@@ -68,17 +73,36 @@ def bitrate_labels(bitrate: torch.Tensor) -> torch.Tensor:
 
 
 def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.Tensor,
-                temperature: float = DEFAULT_TEMPERATURE, bitrate_weight: float = 1.0
-                ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The DeePAQ loss of a batch and its parts (for logging), see the module docstring."""
+                temperature: float = DEFAULT_TEMPERATURE, bitrate_weight: float = 1.0,
+                teachers: dict[str, tuple[torch.Tensor, float]] | None = None, visqol_weight: float = 1.0,
+                bitrate_groups: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The DeePAQ loss of a batch and its parts (for logging), see the module docstring.
+
+    `teachers` maps a label name to `(labels [N] with NaN where missing, weight)`.
+    `bitrate_groups` (int `[N]`, e.g. a code per codec) ranks bitrates only within a group,
+    with every clean item a candidate of each group: in a batch that mixes codecs, equal
+    bitrates of two codecs are not equal quality.
+    """
     n = embeddings.shape[0]
-    visqol_terms = rnc_loss(embeddings, visqol, temperature, candidates=torch.isfinite(visqol))
-    total = visqol_terms.sum() / n
-    parts = {"loss_visqol": float(visqol_terms.sum().detach()) / n, "loss_bitrate": 0.0}
+    total = embeddings.new_zeros(())
+    parts = {"loss_visqol": 0.0, "loss_bitrate": 0.0}
+    labelled = {"visqol": (visqol, visqol_weight), **(teachers or {})}
+    for name, (labels, weight) in labelled.items():
+        if not weight:
+            continue
+        terms = rnc_loss(embeddings, labels, temperature, candidates=torch.isfinite(labels))
+        total = total + weight * terms.sum() / n
+        parts[f"loss_{name}"] = float(terms.sum().detach()) / n
     if bitrate_weight:
-        coded = torch.isfinite(bitrate)
-        bitrate_terms = rnc_loss(embeddings, bitrate_labels(bitrate), temperature, anchors=coded,
-                                 candidates=coded | torch.isposinf(bitrate))
-        total = total + bitrate_weight * bitrate_terms.sum() / n
-        parts["loss_bitrate"] = float(bitrate_terms.sum().detach()) / n
+        coded, clean = torch.isfinite(bitrate), torch.isposinf(bitrate)
+        groups = torch.zeros_like(bitrate, dtype=torch.long) if bitrate_groups is None else bitrate_groups
+        bitrate_sum = embeddings.new_zeros(())
+        for group in torch.unique(groups[coded]):
+            members = coded & (groups == group)
+            candidates = members | clean
+            labels = bitrate_labels(torch.where(candidates, bitrate, torch.full_like(bitrate, float("nan"))))
+            bitrate_sum = bitrate_sum + rnc_loss(embeddings, labels, temperature, anchors=members,
+                                                 candidates=candidates).sum()
+        total = total + bitrate_weight * bitrate_sum / n
+        parts["loss_bitrate"] = float(bitrate_sum.detach()) / n
     return total, parts

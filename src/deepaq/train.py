@@ -73,7 +73,13 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "validation_batch_size": 32,
         "num_workers": 2,
     },
-    "loss": {"temperature": 2.0, "bitrate_weight": 1.0},
+    "loss": {
+        "temperature": 2.0,
+        "bitrate_weight": 1.0,
+        "visqol_weight": 1.0,
+        "teachers": {},  # further teacher labels and their weights, e.g. {mms_2f = 1.0} (deepaq.data.teachers)
+        "bitrate_groups": "none",  # none: bitrates ranked across the batch | codec: within each codec
+    },
     "optim": {
         "lr": 1e-4,
         "weight_decay": 0.01,
@@ -90,7 +96,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "checkpoint_every_steps": 0,  # 0 = only at the end of each epoch
         "precision": "auto",  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
         "validate_at_start": True,  # log the untrained model's validation as epoch -1
-        "select": "overall",  # validation measure that picks the best checkpoint: overall (vs ViSQOL) | bitrate
+        # validation measure that picks the best checkpoint: overall (vs ViSQOL) | bitrate | a teacher's
+        # name (Spearman vs that label over all clips) | teachers (the mean over the teachers)
+        "select": "overall",
         "seed": 0,
         "out": "runs/deepaq-mert",
     },
@@ -127,8 +135,14 @@ def merge_config(raw: dict, source: str = "<config>") -> dict[str, dict[str, Any
         raise ConfigError(f"{source}: [train] precision must be auto, bf16 or fp32")
     if config["data"]["group_by"] not in ("clip", "codec"):
         raise ConfigError(f"{source}: [data] group_by must be clip or codec")
-    if config["train"]["select"] not in ("overall", "bitrate"):
-        raise ConfigError(f"{source}: [train] select must be overall (Spearman vs ViSQOL) or bitrate (within clip)")
+    teachers = config["loss"]["teachers"]
+    if not isinstance(teachers, dict) or not all(isinstance(w, (int, float)) for w in teachers.values()):
+        raise ConfigError(f"{source}: [loss] teachers must map label names to weights, e.g. {{mms_2f = 1.0}}")
+    if config["loss"]["bitrate_groups"] not in ("none", "codec"):
+        raise ConfigError(f"{source}: [loss] bitrate_groups must be none or codec")
+    if config["train"]["select"] not in ("overall", "bitrate", "teachers", *teachers):
+        raise ConfigError(f"{source}: [train] select must be overall (Spearman vs ViSQOL), bitrate (within clip), "
+                          f"teachers or one of the teachers {sorted(teachers)}")
     if config["optim"]["grad_accum"] < 1:
         raise ConfigError(f"{source}: [optim] grad_accum must be >= 1")
     return config
@@ -281,9 +295,12 @@ def load_checkpoint(folder: Path, model, optimizer, scheduler) -> dict:
 # ---------------------------------------------------------------- validation
 
 
-def validation_metrics(records: list[dict]) -> dict[str, tuple[float, int]]:
+def validation_metrics(records: list[dict], teachers: tuple[str, ...] = ()) -> dict[str, tuple[float, int]]:
     """Spearman of -distance-to-clean with the labels: {name: (rho, n)}.
 
+    Each teacher label (records carry them under their names): over every degraded item of
+    every clip with that label, so a distance must mean the same on every clip; "teachers":
+    the mean of those.
     "overall" and one entry per codec: against ViSQOL over every degraded item with a ViSQOL
     label. "bitrate": against bitrate within each clip and codec, averaged over those groups
     (n = number of groups), the measure of the held-out benchmark and the one a dataset built
@@ -309,11 +326,17 @@ def validation_metrics(records: list[dict]) -> dict[str, tuple[float, int]]:
     rhos = [rho([-r["distance"] for r in rows], [r["bitrate"] for r in rows]) for rows in by_clip.values()]
     rhos = [v for v in rhos if not math.isnan(v)]
     result["bitrate"] = (sum(rhos) / len(rhos) if rhos else math.nan, len(rhos))
+    for name in teachers:
+        rows = [r for r in degraded if math.isfinite(r[name])]
+        result[name] = (rho([-r["distance"] for r in rows], [r[name] for r in rows]), len(rows))
+    if teachers:
+        result["teachers"] = (float(np.mean([result[t][0] for t in teachers])), len(degraded))
     return result
 
 
 @torch.no_grad()
-def validate(model, loader, device: torch.device, autocast) -> dict[str, tuple[float, int]]:
+def validate(model, loader, device: torch.device, autocast, teachers: tuple[str, ...] = ()
+             ) -> dict[str, tuple[float, int]]:
     """Embed every validation item and score distances to each clip's clean item."""
     from tqdm import tqdm
 
@@ -325,18 +348,20 @@ def validate(model, loader, device: torch.device, autocast) -> dict[str, tuple[f
         for i in range(emb.shape[0]):
             items.append({"clip_id": batch["clip_id"][i], "codec": batch["codec"][i],
                           "visqol": float(batch["visqol"][i]), "bitrate": float(batch["bitrate"][i]),
+                          **{t: float(batch["teachers"][i, k]) for k, t in enumerate(teachers)},
                           "embedding": emb[i]})
     clean = {r["clip_id"]: r["embedding"] for r in items if r["codec"] == "clean"}
     records = [{**r, "distance": float(torch.linalg.vector_norm(r["embedding"] - clean[r["clip_id"]]))}
                for r in items if r["clip_id"] in clean]
     model.train()
-    return validation_metrics(records)
+    return validation_metrics(records, teachers)
 
 
-def _describe(metrics: dict[str, tuple[float, int]]) -> str:
+def _describe(metrics: dict[str, tuple[float, int]], teachers: tuple[str, ...] = ()) -> str:
     """One line of validation measures: Spearman(-distance, ViSQOL) overall and per codec, then bitrate."""
-    visqol = ", ".join(f"{c} {rho:.3f}" for c, (rho, _) in metrics.items() if c != "bitrate")
-    return f"Spearman(-distance, ViSQOL) {visqol}; within clip vs bitrate {metrics['bitrate'][0]:.4f}"
+    visqol = ", ".join(f"{c} {rho:.3f}" for c, (rho, _) in metrics.items() if c not in ("bitrate", "teachers", *teachers))
+    line = f"Spearman(-distance, ViSQOL) {visqol}; within clip vs bitrate {metrics['bitrate'][0]:.4f}"
+    return line + "".join(f"; vs {t} {metrics[t][0]:.4f}" for t in teachers)
 
 
 # ---------------------------------------------------------------- logging
@@ -384,14 +409,22 @@ class Logs:
 # ---------------------------------------------------------------- the loop
 
 
+def _codec_codes(codecs: list[str]) -> torch.Tensor:
+    """One integer per codec name of a batch (the bitrate term's groups)."""
+    names = {c: k for k, c in enumerate(sorted(set(codecs)))}
+    return torch.tensor([names[c] for c in codecs])
+
+
 def _loaders(config: dict, sample_rate: int, dist: Dist):
     from torch.utils.data import DataLoader
 
     from deepaq.data.dataset import ClipBatchSampler, ManifestDataset, collate
 
     d, seed = config["data"], config["train"]["seed"]
-    train_set = ManifestDataset(d["root"], d["train_split"], sample_rate, d["window_seconds"], d["random_crop"], seed)
-    val_set = ManifestDataset(d["root"], d["validation_split"], sample_rate, d["window_seconds"], False, seed)
+    teachers = tuple(config["loss"]["teachers"])
+    train_set = ManifestDataset(d["root"], d["train_split"], sample_rate, d["window_seconds"], d["random_crop"], seed,
+                                teachers)
+    val_set = ManifestDataset(d["root"], d["validation_split"], sample_rate, d["window_seconds"], False, seed, teachers)
     sampler = ClipBatchSampler(train_set.clip_ids, train_set.is_clean, d["clips_per_batch"], d["items_per_clip"],
                                shuffle=True, seed=seed, rank=dist.rank, world_size=dist.world_size,
                                subgroups=train_set.codecs if d["group_by"] == "codec" else None)
@@ -448,10 +481,11 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
               f"{dist.world_size} process(es) on {dist.device}, {'bf16' if bf16 else 'fp32'}")
     logs = Logs(out, dist.main)
     if t["validate_at_start"] and state["step"] == 0 and dist.main:
-        metrics = validate(model, val_loader, dist.device, autocast)
+        metrics = validate(model, val_loader, dist.device, autocast, tuple(config["loss"]["teachers"]))
         logs.validation(-1, 0, metrics)
-        print(f"untrained: validation {_describe(metrics)}")
+        print(f"untrained: validation {_describe(metrics, tuple(config['loss']['teachers']))}")
     accum, loss_cfg = o["grad_accum"], config["loss"]
+    teachers = dict(loss_cfg["teachers"])
     stop = False
     model.train()
     while state["epoch"] < t["max_epochs"] and not stop:
@@ -470,9 +504,13 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
             with nullcontext() if sync or dist.world_size == 1 else net.no_sync():  # accumulate locally
                 with autocast():
                     emb = net(batch["waveform"].to(dist.device), batch["lengths"].to(dist.device))
+                teacher_labels = batch["teachers"].to(dist.device)
                 loss, parts = deepaq_loss(emb.float(), batch["visqol"].to(dist.device),
                                           batch["bitrate"].to(dist.device), loss_cfg["temperature"],
-                                          loss_cfg["bitrate_weight"])
+                                          loss_cfg["bitrate_weight"],
+                                          {t: (teacher_labels[:, k], w) for k, (t, w) in enumerate(teachers.items())},
+                                          loss_cfg["visqol_weight"],
+                                          _codec_codes(batch["codec"]) if loss_cfg["bitrate_groups"] == "codec" else None)
                 (loss / accum).backward()
             if not sync:
                 continue
@@ -483,7 +521,7 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
             state["step"] += 1
             lr = optimizer.param_groups[0]["lr"]
             logs.step({"step": state["step"], "epoch": epoch, "loss": float(loss.detach()), **parts, "lr": lr})
-            bar.set_postfix(loss=f"{parts['loss_visqol'] + parts['loss_bitrate']:.4f}", lr=f"{lr:.2e}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", lr=f"{lr:.2e}")
             at_limit = bool(t["max_steps"]) and state["step"] >= t["max_steps"]
             every = t["checkpoint_every_steps"]
             if (at_limit or (every and state["step"] % every == 0)) and state["batch_in_epoch"] < len(sampler):
@@ -496,7 +534,7 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
         bar.close()
         if state["batch_in_epoch"] < len(sampler):
             break  # stopped inside the epoch at max_steps: the checkpoint above records where
-        metrics = validate(model, val_loader, dist.device, autocast) if dist.main else {}
+        metrics = validate(model, val_loader, dist.device, autocast, tuple(teachers)) if dist.main else {}
         chosen = dist.broadcast(metrics.get(t["select"], (math.nan, 0))[0] if dist.main else 0.0)
         scheduler.step(chosen if not math.isnan(chosen) else -math.inf)
         improved = not math.isnan(chosen) and chosen > state["best"]
@@ -507,7 +545,7 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
         state.update(epoch=epoch + 1, batch_in_epoch=0)
         if dist.main:
             logs.validation(epoch, state["step"], metrics)
-            print(f"epoch {epoch}: validation {_describe(metrics)} (best checkpoint by {t['select']})")
+            print(f"epoch {epoch}: validation {_describe(metrics, tuple(teachers))} (best checkpoint by {t['select']})")
             save_checkpoint(out / "checkpoints" / "last", model, optimizer, scheduler, state, config)
             if improved:
                 save_checkpoint(out / "checkpoints" / "best", model, optimizer, scheduler, state, config)

@@ -11,6 +11,11 @@ Items are read from FLAC with soundfile, downmixed to mono and resampled (soxr) 
 backbone's rate. With `window_seconds`, longer items are cropped to that length at an offset
 shared by all items of a clip (random per epoch when `random_crop`, else centred), and
 shorter ones are zero-padded; `collate` pads a batch and returns the valid lengths.
+
+Teacher labels (`deepaq.data.teachers`: the 2f-model MMS, PEAQ ODG, ViSQOL of each item,
+in CSV files beside the manifest) are joined by item id; `teachers` names the ones each item
+carries (NaN where a teacher has not scored it). A ViSQOL teacher file fills `visqol` where
+the manifest has none.
 """
 
 from __future__ import annotations
@@ -32,8 +37,10 @@ class ManifestDataset(Dataset):
     """Items of one split of a dataset folder (manifest.parquet + FLACs)."""
 
     def __init__(self, root: str | Path, split: str | None, sample_rate: int,
-                 window_seconds: float | None = None, random_crop: bool = False, seed: int = 0):
+                 window_seconds: float | None = None, random_crop: bool = False, seed: int = 0,
+                 teachers: tuple[str, ...] = ()):
         from deepaq.data.manifest import read_manifest
+        from deepaq.data.teachers import read_teacher_labels
 
         self.root = Path(root)
         frame = read_manifest(self.root)
@@ -50,6 +57,14 @@ class ManifestDataset(Dataset):
         self.clip_ids: list[str] = self.items["clip_id"].astype(str).tolist()
         self.is_clean: list[bool] = (self.items["codec"] == "clean").tolist()
         self.codecs: list[str] = self.items["codec"].astype(str).tolist()
+        labels = read_teacher_labels(self.root)
+        ids = self.items["item_id"].astype(str)
+        self.teachers = tuple(teachers)
+        self.teacher_labels = np.array([[labels.get(i, {}).get(t, math.nan) for t in self.teachers] for i in ids],
+                                       dtype=np.float64).reshape(len(ids), len(self.teachers))
+        self.visqol = self.items["visqol_mos"].to_numpy(dtype=np.float64)
+        from_teacher = np.array([labels.get(i, {}).get("visqol_mos", math.nan) for i in ids])
+        self.visqol = np.where(np.isnan(self.visqol), from_teacher, self.visqol)
 
     def set_epoch(self, epoch: int) -> None:
         """Changes the random crop offsets (call before each epoch's DataLoader iteration)."""
@@ -90,7 +105,8 @@ class ManifestDataset(Dataset):
         return {
             "waveform": torch.from_numpy(np.ascontiguousarray(self._crop(x, str(row["clip_id"])))),
             "length": length,
-            "visqol": float(row["visqol_mos"]),
+            "visqol": float(self.visqol[index]),
+            "teachers": self.teacher_labels[index],
             "bitrate": float(row["bitrate_kbps"]),
             "item_id": str(row["item_id"]),
             "clip_id": str(row["clip_id"]),
@@ -110,6 +126,7 @@ def collate(items: list[dict]) -> dict:
         "lengths": torch.tensor([item["length"] for item in items]),
         "visqol": torch.tensor([item["visqol"] for item in items], dtype=torch.float32),
         "bitrate": torch.tensor([item["bitrate"] for item in items], dtype=torch.float32),
+        "teachers": torch.tensor(np.stack([item["teachers"] for item in items]), dtype=torch.float32),
         "item_id": [item["item_id"] for item in items],
         "clip_id": [item["clip_id"] for item in items],
         "codec": [item["codec"] for item in items],

@@ -1,0 +1,117 @@
+"""Teacher labels for a built dataset: PEAQ Basic (2f-model MMS, ODG, the 11 MOVs) and ViSQOL v3.
+
+Each item of `manifest.parquet` is scored against its clip's clean item. Results go to one
+CSV per teacher beside the manifest (`teacher-peaq.csv`, `teacher-visqol.csv`), appended
+as each item finishes, so a killed run loses nothing and the same command resumes; items
+with an error are retried on the next run. The training dataset joins them by `item_id`
+(`read_teacher_labels`); an item a teacher has not scored yet has NaN for that label.
+
+PEAQ costs about 1/8 of ViSQOL here, so a dataset gets its PEAQ labels first and its
+ViSQOL labels in the background over as long as they take.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from deepaq.errors import ConfigError
+
+TEACHERS = ("peaq", "visqol")
+PEAQ_COLUMNS = ("mms_2f", "odg", "distortion_index")
+
+
+def teacher_file(root: Path, teacher: str) -> Path:
+    return Path(root) / f"teacher-{teacher}.csv"
+
+
+def _columns(teacher: str) -> tuple[str, ...]:
+    if teacher == "peaq":
+        from deepaq.baselines.peaq import MOV_NAMES
+
+        return ("item_id", *PEAQ_COLUMNS, *MOV_NAMES, "error")
+    return ("item_id", "visqol_mos", "error")
+
+
+def score_item(task: tuple[str, str, str, str, str]) -> dict[str, Any]:
+    """One teacher's labels of one item: `(teacher, root, item_id, reference, degraded)` -> a CSV row."""
+    from deepaq.data.labels import item_error
+
+    teacher, root, item_id, reference, degraded = task
+    row: dict[str, Any] = {"item_id": item_id, "error": ""}
+    try:
+        if teacher == "peaq":
+            from deepaq.baselines.peaq import peaq
+
+            result = peaq(reference=Path(root) / reference, degraded=Path(root) / degraded)
+            row.update(mms_2f=result.mms_2f, odg=result.odg, distortion_index=result.distortion_index, **result.movs)
+        else:
+            from deepaq.data.labels import visqol_scorer
+
+            row["visqol_mos"] = visqol_scorer().score(reference=Path(root) / reference, degraded=Path(root) / degraded)
+    except Exception as exc:
+        row["error"] = item_error(exc)
+    return row
+
+
+def label_dataset(root: str | Path, teacher: str, *, workers: int = 1, limit: int | None = None) -> tuple[int, int]:
+    """Score every not yet labelled item of the dataset at `root`; returns (scored now, errors now)."""
+    import warnings
+
+    from deepaq.data.labels import parallel_map, worker_pool
+    from deepaq.data.manifest import read_manifest
+
+    if teacher not in TEACHERS:
+        raise ConfigError(f"unknown teacher {teacher!r}; choose from {', '.join(TEACHERS)}")
+    root = Path(root)
+    frame = read_manifest(root)
+    clean = {r.clip_id: r.path for r in frame.itertuples() if r.codec == "clean"}
+    path = teacher_file(root, teacher)
+    columns = _columns(teacher)
+    done = {r["item_id"] for r in _read(path, columns) if not r["error"]}
+    todo = [(teacher, str(root), r.item_id, clean[r.clip_id], r.path) for r in frame.itertuples()
+            if r.item_id not in done and r.clip_id in clean]
+    todo = todo[:limit] if limit else todo
+    errors = 0
+    new_file = not path.exists()
+    with open(path, "a", newline="", encoding="utf-8") as f, worker_pool(workers) as pool, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        writer = csv.DictWriter(f, fieldnames=columns)
+        if new_file:
+            writer.writeheader()
+        for _, row in parallel_map(pool, score_item, todo, workers=workers, total=len(todo),
+                                   desc=f"label {teacher}", unit="item"):
+            writer.writerow(row)
+            f.flush()
+            os.fsync(f.fileno())
+            errors += bool(row["error"])
+    return len(todo), errors
+
+
+def read_teacher_labels(root: str | Path) -> dict[str, dict[str, float]]:
+    """item_id -> {label: value} of every teacher file present at `root` (error rows left out)."""
+    labels: dict[str, dict[str, float]] = {}
+    for teacher in TEACHERS:
+        path = teacher_file(Path(root), teacher)
+        for row in _read(path, _columns(teacher)):
+            if row["error"]:
+                continue
+            values = labels.setdefault(row["item_id"], {})
+            for key, value in row.items():
+                if key not in ("item_id", "error"):
+                    values[key] = float(value) if value else math.nan
+    return labels
+
+
+def _read(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if tuple(reader.fieldnames or ()) != columns:
+            raise ConfigError(f"{path}: not a teacher-label file with columns {columns}")
+        # a row cut short by a kill has missing fields: that item is scored again
+        return [r for r in reader if None not in r.values()]
