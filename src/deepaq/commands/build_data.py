@@ -9,6 +9,7 @@ from pathlib import Path
 HELP = "build a weak-label training set: clips, codec grid, ViSQOL + bitrate labels, manifest"
 EXAMPLE = (
     "deepaq build-data corpus/music corpus/speech -o work/dataset --workers 2 --csv\n"
+    "  deepaq build-data /shared/corpus -o /shared/dataset --engine ray --ray-address head:6379\n"
     "  deepaq build-data corpus -o work/small --codecs opus,mp3 --bitrates 16,64,128 --max-clips 2 --lowpass 3500,7000"
 )
 
@@ -24,6 +25,13 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
+def _families(names: tuple[str, ...]) -> tuple[str, ...]:
+    """`all` spelled out, so the stored settings say which families the dataset was built with."""
+    from deepaq.degradations import resolve_families
+
+    return resolve_families(names) if names else ()
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from deepaq.data.build import BuildConfig
 
@@ -35,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--codecs", type=_names, default=d.codecs, help=f"comma-separated codecs (default {','.join(d.codecs)}; also mp2, ac3)")
     parser.add_argument("--bitrates", type=_floats, default=d.bitrates, help=f"comma-separated kbps (default the paper's {','.join(f'{b:g}' for b in d.bitrates)})")
     parser.add_argument("--lowpass", type=_floats, default=d.lowpass_hz, metavar="HZ,...", help="also add low-pass anchors at these cutoffs (e.g. 3500,7000)")
+    parser.add_argument("--degradations", type=_names, default=d.degradations, metavar="FAMILY,...|all",
+                        help="deepaq.degradations families to sample conditions from (all: every training family; docs/data.md)")
+    parser.add_argument("--per-clip", type=int, default=d.per_clip, metavar="N",
+                        help="sampled degradation conditions per clip, besides the codec grid (--codecs '' for none)")
     parser.add_argument("--split", type=_floats, default=d.split_ratios, metavar="TRAIN,VAL,TEST", help="split ratios by source file (default 0.8,0.1,0.1)")
     parser.add_argument("--seed", type=int, default=d.seed, help="seed of the train/validation/test split (default 0)")
     parser.add_argument("--mono", action="store_true", help="downmix to mono before coding (default: code and store stereo sources as stereo)")
@@ -42,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bitrate labels only (visqol_mos NaN): no ViSQOL, many times faster")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: all CPU cores)")
     parser.add_argument("--csv", action="store_true", help="also write manifest.csv")
+    from deepaq.engine import add_engine_arguments
+
+    add_engine_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,12 +68,17 @@ def run(args: argparse.Namespace) -> int:
         codecs=args.codecs,
         bitrates=args.bitrates,
         lowpass_hz=args.lowpass,
+        degradations=_families(args.degradations),
+        per_clip=args.per_clip,
         split_ratios=args.split,
         seed=args.seed,
         mono=args.mono,
         visqol=args.visqol,
     )
-    summary = build_dataset(args.inputs, args.output, config, workers=args.workers, write_csv=args.csv)
+    from deepaq.engine import engine_from_args
+
+    with engine_from_args(args, args.workers) as engine:
+        summary = build_dataset(args.inputs, args.output, config, write_csv=args.csv, engine=engine)
     splits = ", ".join(f"{n} {split}" for split, n in summary.items_per_split.items())
     print(
         f"{summary.manifest}: {summary.items} items ({splits}) from {summary.clips} clips of {summary.sources} "

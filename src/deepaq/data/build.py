@@ -5,7 +5,8 @@ Steps, each resumable through the journal in `DATASET/.deepaq-build/`:
    source file (a seeded permutation of the sorted file list, so no recording is in two splits);
 2. scan each source (in parallel): resample to 48 kHz and choose non-silent clip positions;
 3. per clip (in parallel): write the clean clip, code it with every codec and bitrate of the
-   grid, write each result, and label each stored file with ViSQOL v3 against the stored clean
+   grid and apply the clip's sampled degradations (`deepaq.degradations.plan_conditions`,
+   `per_clip` of them from the `degradations` families), write each result, and label each stored file with ViSQOL v3 against the stored clean
    clip; the clean item gets its self-score and bitrate infinity (`visqol=False` skips ViSQOL:
    bitrate labels only, visqol_mos NaN, the loss then uses its bitrate term alone);
 4. write `manifest.parquet` (and `manifest.csv`) from the journal, and `errors.csv`.
@@ -28,8 +29,9 @@ from typing import Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from deepaq.data.labels import CLEAN_BITRATE, item_error, parallel_map, visqol_scorer, worker_pool
+from deepaq.data.labels import CLEAN_BITRATE, item_error, visqol_scorer
 from deepaq.data.manifest import SPLITS, Journal, write_manifest
+from deepaq.engine import Engine, given_or_local
 from deepaq.errors import ConfigError, DeepaqError
 
 SAMPLE_RATE = 48_000
@@ -37,14 +39,25 @@ SUBTYPE = "PCM_16"
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".ac3", ".mp2"})
 FRAME_SECONDS = 0.1  # resolution of the silence detector and of clip start times
 HEADROOM_PEAK = 10 ** (-1 / 20)  # clips peaking above -1 dBFS are turned down to it (codec overshoot)
+FULL_SCALE = 32767 / 32768  # the largest 16-bit sample
 STATE_DIR = ".deepaq-build"
 
 
 class Condition(NamedTuple):
     suffix: str  # item_id = <clip_id>__<suffix>; file audio/<clip_id>/<suffix>.flac
-    codec: str
+    codec: str  # the grid's codec, "clean", "lowpass", or the degradation family
     bitrate_kbps: float
     cutoff_hz: float = math.nan
+    params: str = ""  # a degradation family's parameters as JSON; "" for the grid
+
+    @property
+    def params_json(self) -> str:
+        """The manifest's `params`: the family's parameters, or the grid's setting."""
+        if self.params:
+            return self.params
+        if self.codec == "lowpass":
+            return json.dumps({"cutoff_hz": self.cutoff_hz})
+        return json.dumps({} if self.codec == "clean" else {"bitrate_kbps": self.bitrate_kbps})
 
 
 @dataclass(frozen=True)
@@ -62,11 +75,14 @@ class BuildConfig:
     visqol: bool = True  # False: bitrate labels only (visqol_mos NaN), many times faster to build
     silence_dbfs: float = -60.0  # a 100 ms frame below this RMS level is silent
     max_silent_fraction: float = 0.2  # clips with more silent frames than this are skipped
+    degradations: tuple[str, ...] = ()  # families of deepaq.degradations to sample conditions from
+    per_clip: int = 0  # sampled degradation conditions per clip, besides the grid
     inputs: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         # one spelling per setting (16 and 16.0 are the same bitrate), so resume checks compare equal
-        for name, kind in (("codecs", str), ("bitrates", float), ("lowpass_hz", float), ("split_ratios", float), ("inputs", str)):
+        for name, kind in (("codecs", str), ("bitrates", float), ("lowpass_hz", float), ("split_ratios", float),
+                           ("degradations", str), ("inputs", str)):
             object.__setattr__(self, name, tuple(kind(v) for v in getattr(self, name)))
         object.__setattr__(self, "clip_seconds", float(self.clip_seconds))
 
@@ -75,6 +91,16 @@ class BuildConfig:
         items = [Condition("clean", "clean", CLEAN_BITRATE)]
         items += [Condition(f"{c}_{b:g}", c, float(b)) for c in self.codecs for b in self.bitrates]
         items += [Condition(f"lowpass_{hz:g}", "lowpass", math.nan, float(hz)) for hz in self.lowpass_hz]
+        return items
+
+    def clip_conditions(self, clip_id: str) -> list[Condition]:
+        """The grid, then `per_clip` degradations planned for this clip (deterministic from its id and the seed)."""
+        from deepaq import degradations
+
+        items = self.conditions()
+        for suffix, name, params in degradations.plan_conditions(clip_id, self.per_clip, self.degradations, self.seed):
+            kbps = degradations.get(name).bitrate_kbps(params)
+            items.append(Condition(suffix, name, kbps, params=json.dumps(params, sort_keys=True)))
         return items
 
     def check(self) -> None:
@@ -101,6 +127,15 @@ class BuildConfig:
                 raise ConfigError(f"low-pass cutoff {hz} Hz must lie between 0 and {SAMPLE_RATE // 2} Hz")
         if len(self.split_ratios) != 3 or min(self.split_ratios) < 0 or sum(self.split_ratios) <= 0:
             raise ConfigError(f"split ratios {self.split_ratios} must be three non-negative numbers")
+        if self.per_clip < 0 or bool(self.per_clip) != bool(self.degradations):
+            raise ConfigError(
+                f"{self.per_clip} degradations per clip from families {list(self.degradations)}: "
+                "give both a positive count and at least one family, or neither"
+            )
+        if self.degradations:
+            from deepaq.degradations import resolve_families
+
+            resolve_families(self.degradations)
 
 
 @dataclass(frozen=True)
@@ -255,11 +290,13 @@ def build_clip(task: ClipTask) -> dict[str, Any]:
         "codec_versions": json.dumps(codec_versions(), sort_keys=True),
         "visqol_version": scorer.version if scorer else "",
     }
-    for cond in config.conditions():
+    for cond in config.clip_conditions(task.clip_id):
         path = folder / f"{cond.suffix}.flac"
         stage = "code"
         try:
-            if cond.codec != "clean":  # the clean file is written above
+            if cond.params:
+                _write(path, _degrade(clean, task.clip_id, cond, config.seed))
+            elif cond.codec != "clean":  # the clean file is written above
                 setting = cond.cutoff_hz if cond.codec == "lowpass" else cond.bitrate_kbps
                 _write(path, apply_condition(clean, SAMPLE_RATE, cond.codec, setting))
             stage = "label"
@@ -275,10 +312,23 @@ def build_clip(task: ClipTask) -> dict[str, Any]:
             "item_id": f"{task.clip_id}__{cond.suffix}",
             "codec": cond.codec,
             "bitrate_kbps": cond.bitrate_kbps,
+            "family": cond.codec,
+            "params": cond.params_json,
             "visqol_mos": mos,
             "path": path.relative_to(root).as_posix(),
         })
     return record
+
+
+def _degrade(clean: np.ndarray, clip: str, cond: Condition, seed: int) -> np.ndarray:
+    """A planned degradation of the clean clip, turned down (never clipped) if it would exceed
+    16-bit full scale: a boost, an echo or loud noise must not add clipping nobody asked for."""
+    from deepaq import degradations
+
+    params = json.loads(cond.params)
+    y = degradations.apply(cond.codec, clean, SAMPLE_RATE, params, degradations.condition_seed(clip, cond.suffix, seed))
+    peak = float(np.abs(y).max())
+    return y * np.float32(FULL_SCALE / peak) if peak > FULL_SCALE else y
 
 
 def _write(path: Path, x: np.ndarray) -> Path:
@@ -305,9 +355,13 @@ class BuildSummary:
 
 
 def build_dataset(
-    inputs: Sequence[str | Path], dataset: str | Path, config: BuildConfig, *, workers: int, write_csv: bool = False
+    inputs: Sequence[str | Path], dataset: str | Path, config: BuildConfig, *, workers: int = 1,
+    write_csv: bool = False, engine: Engine | None = None,
 ) -> BuildSummary:
-    """Build (or resume building) the dataset in `dataset`; see the module docstring."""
+    """Build (or resume building) the dataset in `dataset`; see the module docstring.
+
+    Sources and clips run on `engine` (default: `workers` local processes; on Ray every node
+    must see the input and dataset folders at the same paths: workers write the audio)."""
     inputs = [Path(p).resolve() for p in inputs]
     config = BuildConfig(**{**asdict(config), "inputs": tuple(map(str, inputs))})
     config.check()
@@ -323,9 +377,9 @@ def build_dataset(
     # what failed before is tried again (the failure may have been passing, e.g. a full disk)
     scanned = {r["key"]: r for r in records if r["kind"] == "source" and not r["error"]}
     built = {r["clip_id"]: r for r in records if r["kind"] == "clip" and not r["errors"]}
-    with worker_pool(workers) as pool:
+    with given_or_local(engine, workers) as run:
         to_scan = [(s, config) for s in sources if s.key not in scanned]
-        for _, record in parallel_map(pool, _scan, to_scan, workers=workers, total=len(to_scan), desc="scan", unit="file"):
+        for _, record in run.map(_scan, to_scan, desc="scan", unit="file"):
             journal.append(record)
             scanned[record["key"]] = record
 
@@ -333,13 +387,13 @@ def build_dataset(
         tasks = list(_clip_tasks(sources, scanned, clip_samples, str(dataset), config))
         todo = [t for t in tasks if t.clip_id not in built]
         per_clip = len(config.conditions())
-        for _, record in parallel_map(
-            pool, build_clip, todo, workers=workers, total=len(todo) * per_clip, desc="build", unit="item", weight=lambda r: per_clip
-        ):
+        for _, record in run.map(build_clip, todo, desc="build", unit="item", total=len(todo) * per_clip,
+                                 weight=lambda r: per_clip, chunk_size=1):
             journal.append(record)
             built[record["clip_id"]] = record
 
-    rows = [row for t in tasks for row in built[t.clip_id]["rows"]]
+    # rows journalled before the family/params columns existed get them from their codec
+    rows = [{"family": row["codec"], "params": "", **row} for t in tasks for row in built[t.clip_id]["rows"]]
     errors = [
         {"item_id": "", "source": s.key, "stage": "scan", "error": scanned[s.key]["error"]}
         for s in sources if scanned[s.key]["error"]

@@ -1,27 +1,21 @@
-"""Weak labels: ViSQOL v3 MOS-LQO and codec bitrate, computed in worker processes.
+"""Weak labels: ViSQOL v3 MOS-LQO and codec bitrate, computed on an engine's workers.
 
-`parallel_map` runs a function over tasks in a pool of processes, each holding its own
-ViSQOL scorer (numba limited to one thread per process, so results do not depend on the
-thread count and workers do not fight over the cores). `label_pairs` is `deepaq label`:
-score a CSV of reference/degraded pairs, resumable by id.
+Each worker process holds its own ViSQOL scorer (`visqol_scorer`), made once; the engine
+(`deepaq.engine`: local processes or a Ray cluster) limits numba to one thread per worker,
+so results do not depend on the thread count. `label_pairs` is `deepaq label`: score a CSV
+of reference/degraded pairs, resumable by id.
 """
 
 from __future__ import annotations
 
 import csv
 import math
-import multiprocessing
 import os
-import threading
-import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Any
 
+from deepaq.engine import Engine, given_or_local, parallel_map, worker_pool  # noqa: F401 (the last two for scripts)
 from deepaq.errors import ConfigError, DeepaqError
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 CLEAN_BITRATE = math.inf  # clean items rank above every coded bitrate
 LABEL_COLUMNS = ("id", "reference", "degraded", "visqol_mos", "bitrate_kbps", "visqol_version", "error")
@@ -45,69 +39,6 @@ def item_error(exc: Exception) -> str:
     if isinstance(exc, OSError):
         raise exc
     return str(exc) if isinstance(exc, DeepaqError) else f"{type(exc).__name__}: {exc}"
-
-
-def _init_worker() -> None:
-    try:
-        import numba
-
-        numba.set_num_threads(1)
-    except ImportError:  # ViSQOL then runs its pure-Python path; nothing to limit
-        pass
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
-
-
-def _exit_with_parent(parent: int) -> None:
-    """A worker whose parent was killed (kill -9) would wait for work forever: end it instead."""
-    while os.getppid() == parent:
-        time.sleep(1)
-    os._exit(1)
-
-
-def worker_pool(workers: int) -> ProcessPoolExecutor:
-    """A pool of `workers` spawned processes, each with numba limited to one thread.
-
-    Spawned, not forked: safe when the caller holds threads (torch, tqdm). Scripts that call
-    into it need the usual `if __name__ == "__main__":` guard.
-    """
-    context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context, initializer=_init_worker)
-
-
-def parallel_map(
-    pool: ProcessPoolExecutor, fn: Callable[[T], R], tasks: Iterable[T], *, workers: int, total: int,
-    desc: str, unit: str = "it", weight: Callable[[R], int] = lambda _: 1,
-) -> Iterator[tuple[T, R]]:
-    """Yield `(task, fn(task))` as each finishes in `pool`, with a progress bar and ETA.
-
-    At most two tasks per worker are in flight, so a long task list costs no memory.
-    `weight` says how many progress-bar units a finished result counts for. `fn` must be
-    a module-level function.
-    """
-    from tqdm import tqdm
-
-    pending: dict[Future, T] = {}
-    todo = iter(tasks)
-    in_flight = 2 * max(1, workers)
-    with tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True) as bar:
-        try:
-            while True:
-                while len(pending) < in_flight:
-                    task = next(todo, None)
-                    if task is None:
-                        break
-                    pending[pool.submit(fn, task)] = task
-                if not pending:
-                    return
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    task = pending.pop(future)
-                    result = future.result()
-                    bar.update(weight(result))
-                    yield task, result
-        finally:
-            for future in pending:
-                future.cancel()
 
 
 # ---------------------------------------------------------------- `deepaq label` on a pairs CSV
@@ -160,20 +91,22 @@ def score_pair(pair: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def label_pairs(pairs_csv: str | Path, out_csv: str | Path, *, workers: int) -> tuple[int, int]:
+def label_pairs(pairs_csv: str | Path, out_csv: str | Path, *, workers: int = 1,
+                engine: Engine | None = None) -> tuple[int, int]:
     """Score every pair not already scored in `out_csv`; returns (scored now, errors in total).
 
-    Rows are appended to `out_csv` as they finish (a killed run keeps them); rows with an
-    error are retried on the next run. At the end the file is rewritten in input order.
+    The pairs run on `engine` (default: `workers` local processes). Rows are appended to
+    `out_csv` as they finish (a killed run keeps them); rows with an error are retried on the
+    next run. At the end the file is rewritten in input order.
     """
     pairs = read_pairs(pairs_csv)
     out_csv = Path(out_csv)
     done = {r["id"]: r for r in _read_labels(out_csv) if not r["error"]}
     todo = [p for p in pairs if p["id"] not in done]
     _rewrite(out_csv, list(done.values()))  # drops old error rows before appending new ones
-    with open(out_csv, "a", newline="", encoding="utf-8") as f, worker_pool(workers) as pool:
+    with open(out_csv, "a", newline="", encoding="utf-8") as f, given_or_local(engine, workers) as run:
         writer = csv.DictWriter(f, fieldnames=LABEL_COLUMNS)
-        for _, row in parallel_map(pool, score_pair, todo, workers=workers, total=len(todo), desc="label", unit="pair"):
+        for _, row in run.map(score_pair, todo, desc="label", unit="pair"):
             writer.writerow(row)
             f.flush()
             os.fsync(f.fileno())

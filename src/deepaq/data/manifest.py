@@ -2,7 +2,11 @@
 
 `manifest.parquet` at the dataset root holds one row per item, paths relative to the root.
 `bitrate_kbps` is `inf` for clean items (stored as the IEEE float infinity in Parquet, as the
-text `inf` in CSV; pandas reads both back as `float("inf")`) and `NaN` for low-pass anchors.
+text `inf` in CSV; pandas reads both back as `float("inf")`) and `NaN` for low-pass anchors
+and for degradation families without a bitrate. `family` names the grid codec ("clean",
+"lowpass") or the deepaq.degradations family; `params` holds its parameters as JSON.
+Manifests written before those two columns existed read back with `family` = `codec` and
+`params` empty.
 
 The journal is how long jobs resume: every finished unit of work appends one JSON line and
 fsyncs it, so a killed job loses at most the units that were running. A torn last line (a
@@ -28,6 +32,8 @@ COLUMNS: tuple[str, ...] = (
     "split",
     "codec",
     "bitrate_kbps",
+    "family",
+    "params",
     "visqol_mos",
     "path",
     "sample_rate",
@@ -36,6 +42,7 @@ COLUMNS: tuple[str, ...] = (
     "visqol_version",
 )
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
+ADDED_COLUMNS = ("family", "params")  # optional when reading: older manifests lack them
 
 
 def write_manifest(rows: Iterable[dict[str, Any]], root: Path, *, csv: bool = False) -> Path:
@@ -65,9 +72,14 @@ def read_manifest(path: str | Path):
     if not path.is_file():
         raise ConfigError(f"{path}: no manifest here (run `deepaq build-data` first)")
     frame = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
-    missing = [c for c in COLUMNS if c not in frame.columns]
+    missing = [c for c in COLUMNS if c not in frame.columns and c not in ADDED_COLUMNS]
     if missing:
         raise ConfigError(f"{path}: not a deepaq manifest, missing columns {missing}")
+    if "family" not in frame.columns:
+        frame["family"] = frame["codec"]
+    if "params" not in frame.columns:
+        frame["params"] = ""
+    frame["params"] = frame["params"].fillna("")
     return frame
 
 

@@ -1,0 +1,109 @@
+"""The Ray engine: the corpus verbs' work as Ray tasks of many items, on any Ray cluster.
+
+Why tasks, not actors: Ray reruns a task whose worker or node was lost on another node by
+itself (`max_retries`), while calls queued on a lost actor die with it. Ray keeps its worker
+processes for the whole job and reuses them for every task, so a module-level cache
+(`visqol_scorer()`, the evaluation's metrics, the Scorer cache in `deepaq.scoring.remote`)
+still loads ViSQOL, a model or PEAQ once per worker process, as the local engine does.
+
+Audio travels as paths: every node must see the input (and, for `build-data`, the output)
+folders at the same path, e.g. on NFS, a shared volume in Kubernetes, or a copy at the same
+place on each machine. Results (label rows, scores) travel back to the driver, which writes
+them; the driver never holds more than a window of 2 tasks per cluster CPU.
+
+Faults: the driver killed (kill -9) ends the Ray job and its tasks; rerunning the command
+resumes from what the driver had written (the verbs' journals). A lost worker or node: its
+tasks run again elsewhere. An exception raised by the task function (e.g. a full disk)
+stops the run with that exception, as locally; a bad item is an error row, as locally.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from typing import Any, Callable, Iterator, Sequence, TypeVar
+
+from deepaq.engine import call, one_thread_per_worker, progress, stream
+from deepaq.errors import ConfigError, DeepaqError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+MAX_CHUNK = 16  # items per Ray task at most; fewer when there are few items per CPU
+CHUNKS_PER_CPU = 4  # aim for this many tasks per cluster CPU, so work spreads over nodes
+MAX_RETRIES = 5  # reruns of a task whose worker or node died
+
+
+def _run_chunk(fn: Callable, shared: Any, chunk: list) -> list:
+    """One Ray task: `fn` over a chunk of tasks in a worker process."""
+    one_thread_per_worker()
+    return [call(fn, shared, task) for task in chunk]
+
+
+class RayEngine:
+    """Runs the work on the Ray cluster at `address` (None: `$RAY_ADDRESS`, else a local Ray)."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("--engine ray needs Ray: pip install 'deepaq[cluster]'") from None
+        self._ray = ray
+        self._started = not ray.is_initialized()
+        if self._started:
+            address = address or os.environ.get("RAY_ADDRESS") or None
+            options: dict[str, Any] = {"logging_level": logging.WARNING}
+            if address is None:  # a Ray of this machine's cores, for this job only
+                options["include_dashboard"] = False
+            try:
+                ray.init(address=address, **options)
+            except ConnectionError as exc:
+                raise ConfigError(f"cannot reach the Ray cluster at {address}: {exc}") from None
+        self.cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self._remote = ray.remote(_run_chunk).options(num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False)
+
+    def map(self, fn: Callable[..., R], tasks: Sequence[T], *, desc: str | None, unit: str = "it",
+            total: int | None = None, weight: Callable[[R], int] = lambda _: 1, ordered: bool = False,
+            shared: Any = None, chunk_size: int | None = None) -> Iterator[tuple[T, R]]:
+        """See `deepaq.engine.Engine.map`. Tasks go out in chunks of `chunk_size` (default: enough
+        chunks for every CPU, at most MAX_CHUNK tasks each); `shared` is stored once in the object store."""
+        ray = self._ray
+        size = chunk_size or max(1, min(MAX_CHUNK, math.ceil(len(tasks) / (CHUNKS_PER_CPU * self.cpus))))
+        chunks = [list(tasks[i : i + size]) for i in range(0, len(tasks), size)]
+        shared_ref = ray.put(shared) if shared is not None else None
+
+        def wait_any(refs: list) -> list:
+            return ray.wait(refs, num_returns=1)[0]
+
+        with progress(desc, len(tasks) if total is None else total, unit) as bar:
+            for chunk, values in stream(chunks, lambda c: self._remote.remote(fn, shared_ref, c), wait_any,
+                                        self._get, ray.cancel, window=2 * self.cpus, ordered=ordered):
+                for task, value in zip(chunk, values):
+                    bar.update(weight(value))
+                    yield task, value
+
+    def _get(self, ref) -> list:
+        ray = self._ray
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:  # the task function raised: re-raise it as such
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, BaseException):
+                raise cause from None
+            raise
+        except ray.exceptions.RayError as exc:
+            raise DeepaqError(f"a Ray task failed after {MAX_RETRIES} retries ({type(exc).__name__}: {exc}); "
+                              "finished items are saved, run the same command again to resume") from None
+
+    def close(self) -> None:
+        if self._started and self._ray.is_initialized():
+            self._ray.shutdown()
+
+    def __enter__(self) -> "RayEngine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

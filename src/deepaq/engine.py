@@ -1,0 +1,234 @@
+"""Where batch work runs: worker processes on this machine (`local`) or a Ray cluster (`ray`).
+
+Every corpus verb (`build-data`, `label`, `score`, `evaluate`) hands its work to an engine as
+a module-level function and a list of tasks; the engine yields `(task, result)` as results
+come back, with a progress bar, keeping only a bounded window of tasks in flight so a long
+task list costs the driver no memory. The caller writes each result to its journal or output
+file at once, so a killed run loses only the tasks that were in flight.
+
+The function runs in long-lived worker processes, so whatever it loads once per process
+(ViSQOL, a DeePAQ model, PEAQ: module-level caches such as `deepaq.data.labels.visqol_scorer`)
+is loaded once per worker and reused for every task that worker runs. Numerical libraries use
+one thread per worker (the workers already fill the cores), so results do not depend on the
+engine or the worker count.
+
+`RayEngine` lives in `deepaq.cluster` and imports ray; this module never does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing
+import os
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Any, Callable, Hashable, Iterable, Iterator, Protocol, Sequence, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+H = TypeVar("H", bound=Hashable)
+
+ENGINES = ("local", "ray")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+class Engine(Protocol):
+    """Runs `fn` over tasks somewhere and streams the results back (see the module docstring)."""
+
+    name: str
+
+    def map(self, fn: Callable[..., R], tasks: Sequence[T], *, desc: str | None, unit: str = "it",
+            total: int | None = None, weight: Callable[[R], int] = ..., ordered: bool = False,
+            shared: Any = None, chunk_size: int | None = None) -> Iterator[tuple[T, R]]:
+        """Yield `(task, fn(task))` (or `fn(shared, task)` when `shared` is given) as tasks finish,
+        or in task order with `ordered=True`. `desc=None` shows no progress bar; `weight(result)`
+        is how many bar units one result counts for (`total` of them in all)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--engine` and `--ray-address`, shared by every corpus verb."""
+    g = parser.add_argument_group("engine")
+    g.add_argument("--engine", choices=ENGINES, default="local",
+                   help="local: worker processes on this machine (default); ray: a Ray cluster "
+                        "(pip install 'deepaq[cluster]'; audio paths must be readable on every node)")
+    g.add_argument("--ray-address", metavar="ADDRESS",
+                   help="Ray cluster to join, e.g. 10.0.0.1:6379 or ray://head:10001 "
+                        "(default: $RAY_ADDRESS, else a Ray started on this machine for the job)")
+
+
+def open_engine(name: str = "local", *, workers: int = 1, address: str | None = None) -> Engine:
+    """The engine called `name`: `local` with `workers` processes (0: in this process), or `ray`."""
+    if name == "local":
+        return LocalEngine(workers)
+    if name == "ray":
+        from deepaq.cluster import RayEngine
+
+        return RayEngine(address)
+    from deepaq.errors import ConfigError
+
+    raise ConfigError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}")
+
+
+def engine_from_args(args: argparse.Namespace, workers: int) -> Engine:
+    """The engine chosen by `add_engine_arguments`' options."""
+    if args.engine == "local" and args.ray_address:
+        from deepaq.errors import ConfigError
+
+        raise ConfigError("--ray-address needs --engine ray")
+    return open_engine(args.engine, workers=workers, address=args.ray_address)
+
+
+@contextlib.contextmanager
+def given_or_local(engine: Engine | None, workers: int) -> Iterator[Engine]:
+    """`engine` as given (its owner closes it), or `workers` local processes closed on exit."""
+    if engine is not None:
+        yield engine
+        return
+    with LocalEngine(workers) as local:
+        yield local
+
+
+# ---------------------------------------------------------------- worker processes
+
+
+def one_thread_per_worker() -> None:
+    """Limit BLAS, OpenMP, torch and numba to one thread in this (worker) process."""
+    for name in THREAD_VARIABLES:
+        os.environ[name] = "1"
+    if "numba" in sys.modules:
+        sys.modules["numba"].set_num_threads(1)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
+def _init_local_worker() -> None:
+    one_thread_per_worker()
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose parent was killed (kill -9) would wait for work forever: end it instead."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of `workers` spawned processes, each with one thread per numerical library.
+
+    Spawned, not forked: safe when the caller holds threads (torch, tqdm). Scripts that call
+    into it need the usual `if __name__ == "__main__":` guard.
+    """
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context, initializer=_init_local_worker)
+
+
+def call(fn: Callable, shared: Any, task: Any) -> Any:
+    """`fn(task)`, or `fn(shared, task)` when there is something shared."""
+    return fn(task) if shared is None else fn(shared, task)
+
+
+def stream(units: Iterable[T], submit: Callable[[T], H], wait_any: Callable[[list[H]], Iterable[H]],
+           result: Callable[[H], R], cancel: Callable[[H], Any], *, window: int, ordered: bool
+           ) -> Iterator[tuple[T, R]]:
+    """Keep at most `window` units submitted (or finished and waiting for their turn with
+    `ordered`), yield `(unit, result)` as they finish or in order, cancel the rest on exit."""
+    pending: dict[H, tuple[int, T]] = {}
+    ready: dict[int, tuple[T, R]] = {}
+    todo = enumerate(units)
+    next_out, exhausted = 0, False
+    try:
+        while True:
+            while not exhausted and len(pending) + len(ready) < window:
+                item = next(todo, None)
+                if item is None:
+                    exhausted = True
+                else:
+                    pending[submit(item[1])] = item
+            if not pending and not ready:
+                return
+            if pending:
+                for handle in wait_any(list(pending)):
+                    index, unit = pending.pop(handle)
+                    if ordered:
+                        ready[index] = (unit, result(handle))
+                    else:
+                        yield unit, result(handle)
+            while next_out in ready:
+                yield ready.pop(next_out)
+                next_out += 1
+    finally:
+        for handle in pending:
+            cancel(handle)
+
+
+def progress(desc: str | None, total: int, unit: str):
+    """A tqdm bar on stderr (a do-nothing one with `desc=None`)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, disable=True if desc is None else None)
+
+
+class LocalEngine:
+    """`workers` spawned processes on this machine (0: everything runs in this process).
+
+    The pool starts on the first `map` and is shared by every later one until `close`.
+    """
+
+    name = "local"
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = max(0, int(workers))
+        self._pool: ProcessPoolExecutor | None = None
+
+    def map(self, fn: Callable[..., R], tasks: Sequence[T], *, desc: str | None, unit: str = "it",
+            total: int | None = None, weight: Callable[[R], int] = lambda _: 1, ordered: bool = False,
+            shared: Any = None, chunk_size: int | None = None) -> Iterator[tuple[T, R]]:
+        """See `Engine.map`; one task per process call (`chunk_size` matters on Ray only)."""
+        with progress(desc, len(tasks) if total is None else total, unit) as bar:
+            if self.workers == 0:
+                results: Iterator = ((t, call(fn, shared, t)) for t in tasks)
+            else:
+                if self._pool is None:
+                    self._pool = worker_pool(self.workers)
+                pool = self._pool
+
+                def wait_any(futures: list[Future]):
+                    return wait(futures, return_when=FIRST_COMPLETED)[0]
+
+                results = stream(tasks, lambda t: pool.submit(call, fn, shared, t), wait_any,
+                                 Future.result, Future.cancel, window=2 * self.workers, ordered=ordered)
+            for task, value in results:
+                bar.update(weight(value))
+                yield task, value
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> "LocalEngine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def parallel_map(pool: ProcessPoolExecutor, fn: Callable[[T], R], tasks: Sequence[T], *, workers: int,
+                 total: int, desc: str, unit: str = "it", weight: Callable[[R], int] = lambda _: 1
+                 ) -> Iterator[tuple[T, R]]:
+    """`fn` over `tasks` in an existing `worker_pool`, as they finish (for scripts that hold a pool)."""
+    def wait_any(futures: list[Future]):
+        return wait(futures, return_when=FIRST_COMPLETED)[0]
+
+    with progress(desc, total, unit) as bar:
+        for task, value in stream(tasks, lambda t: pool.submit(fn, t), wait_any, Future.result, Future.cancel,
+                                  window=2 * max(1, workers), ordered=False):
+            bar.update(weight(value))
+            yield task, value
