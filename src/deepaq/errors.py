@@ -36,3 +36,25 @@ class ModelError(DeepaqError):
 
 class ConfigError(DeepaqError):
     """A configuration file or option with a missing or invalid value."""
+
+
+class MissingExtraError(DeepaqError):
+    """A feature whose optional dependencies are not installed: names the extra to install."""
+
+    def __init__(self, feature: str, extra: str, module: str | None = None):
+        self.feature, self.extra, self.module = feature, extra, module
+        missing = f" (no module {module!r})" if module else ""
+        super().__init__(f"{feature} needs the optional dependencies of deepaq[{extra}]{missing}: "
+                         f"pip install 'deepaq[{extra}]'")
+
+
+def require(module: str, feature: str, extra: str = "train"):
+    """Import and return `module`, or raise MissingExtraError naming the extra that provides it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] == "deepaq":
+            raise
+        raise MissingExtraError(feature, extra, exc.name) from exc

@@ -21,8 +21,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.stats import spearmanr
 
 from deepaq.errors import ConfigError
 
@@ -98,6 +96,8 @@ def _fit_cubic(t: np.ndarray, z: np.ndarray, sign: float) -> tuple[np.ndarray, f
         return float(r @ r)
 
     cons = {"type": "ineq", "fun": lambda p: sign * _cubic_slope(p, _GRID)}
+    from scipy.optimize import minimize  # fitting only: applying a mapping needs numpy alone
+
     res = minimize(sse, p0, method="SLSQP", constraints=[cons], options={"maxiter": 500, "ftol": 1e-12})
     return res.x, sse(res.x)
 
@@ -119,6 +119,8 @@ def _fit_mlp(t: np.ndarray, z: np.ndarray, increasing: bool, seed: int) -> tuple
         grad = 2 * grad
         grad[:3 * h] += 2e-4 * p[:3 * h]
         return float(r @ r) + 1e-4 * float(p[:3 * h] @ p[:3 * h]), grad
+
+    from scipy.optimize import minimize
 
     res = minimize(loss, p0, jac=True, method="BFGS", options={"maxiter": _MLP_ITERATIONS})
     r = _mlp(res.x, t, increasing) - z
@@ -143,6 +145,8 @@ def fit_mapping(x, y, kind: str = "cubic", *, seed: int = 0) -> Mapping:
         fits = [(*_fit_cubic(t, z, sign), sign > 0) for sign in (1.0, -1.0)]
         params, _, increasing = min(fits, key=lambda f: f[1])
     else:  # the direction comes from the rank correlation; fitting the wrong one is slow
+        from scipy.stats import spearmanr
+
         increasing = bool(spearmanr(x, y).statistic >= 0) if np.ptp(x) > 0 else True
         params, _ = _fit_mlp(t, z, increasing, seed)
     mapping.params = [float(v) for v in params]

@@ -3,7 +3,9 @@
 A backbone maps a mono waveform batch at its own sample rate to all of its hidden states.
 Backbones are looked up by name so a checkpoint's config.json can rebuild the right one;
 a new backbone only needs a module that calls `register_backbone` and an entry in
-`_BUILTIN_MODULES` (so `build_backbone` finds it without the caller importing it).
+`_BUILTIN_MODULES` (so `build_backbone` finds it without the caller importing it). A
+built-in module is imported only when its backbone is asked for: the compact model never
+pays for transformers.
 
 Contract (every registered backbone is a `Backbone`):
     sample_rate: int          rate the waveform must have (Hz)
@@ -19,20 +21,19 @@ Contract (every registered backbone is a `Backbone`):
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 
-from deepaq.errors import ConfigError
+from deepaq.errors import ConfigError, require
 
 BackboneFactory = Callable[[dict, "str | Path | None"], "Backbone"]
 
 _REGISTRY: dict[str, BackboneFactory] = {}
-# Modules that register backbones on import; a missing one (not written yet) is skipped.
-_BUILTIN_MODULES = ("deepaq.models.hf", "deepaq.models.compact")
+# Built-in backbone name -> the module that registers it on import.
+_BUILTIN_MODULES = {"compact": "deepaq.models.compact", "mert": "deepaq.models.hf", "wav2vec2": "deepaq.models.hf"}
 
 
 class Backbone(nn.Module):
@@ -66,19 +67,17 @@ def register_backbone(name: str) -> Callable[[BackboneFactory], BackboneFactory]
     return decorate
 
 
-def _load_builtins() -> None:
-    for module in _BUILTIN_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+def _load_builtin(name: str) -> None:
+    """Import the module of built-in backbone `name` (a missing extra raises MissingExtraError)."""
+    module = _BUILTIN_MODULES.get(name)
+    if module is None or name in _REGISTRY:
+        return
+    require(module, f"the {name} backbone", "train")
 
 
 def list_backbones() -> list[str]:
-    """Names of all registered backbones."""
-    _load_builtins()
-    return sorted(_REGISTRY)
+    """Names of all built-in and registered backbones (nothing is imported)."""
+    return sorted(set(_REGISTRY) | set(_BUILTIN_MODULES))
 
 
 def build_backbone(name: str, config: dict | None = None, weights: str | Path | None = None) -> Backbone:
@@ -87,7 +86,7 @@ def build_backbone(name: str, config: dict | None = None, weights: str | Path | 
     `weights` is a local folder or a Hugging Face id; None gives random weights of the same
     architecture (used by tests and by checkpoints that store the backbone themselves).
     """
-    _load_builtins()
+    _load_builtin(name)
     if name not in _REGISTRY:
-        raise ConfigError(f"unknown backbone {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+        raise ConfigError(f"unknown backbone {name!r}; known: {', '.join(list_backbones())}")
     return _REGISTRY[name](dict(config or {}), weights)

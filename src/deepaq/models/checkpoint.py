@@ -19,12 +19,14 @@ import hashlib
 import json
 import os
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from deepaq.errors import DeepaqError, ModelError
-from deepaq.models.backbones import build_backbone
-from deepaq.models.deepaq_net import DeepaqNet
+
+if TYPE_CHECKING:  # torch is imported by the functions that build or save torch models
+    import torch
+
+    from deepaq.models.deepaq_net import DeepaqNet
 
 FORMAT = "deepaq-model"
 FORMAT_VERSION = 1
@@ -155,6 +157,9 @@ def read_model_config(folder: Path) -> dict:
 
 def build_from_config(config: dict, source: str | Path = "<config>") -> DeepaqNet:
     """An untrained DeepaqNet with the architecture and mode `config` describes."""
+    from deepaq.models.backbones import build_backbone
+    from deepaq.models.deepaq_net import DeepaqNet
+
     bb = config["backbone"]
     weights = None if bb.get("stored", True) else bb.get("weights")
     info = {**config.get("info", {}), "model_id": config.get("model_id"), "version": config.get("version"),

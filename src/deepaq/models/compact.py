@@ -20,42 +20,13 @@ transformer backbone returns its layers, so DeepaqNet pools them the same way.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from deepaq.models.backbones import Backbone, register_backbone
-
-DEFAULTS = {
-    "sample_rate": 48_000,
-    "n_fft": 2048,
-    "hop": 960,
-    "n_bands": 160,
-    "band_scale_hz": 1000.0,
-    "hidden": 128,
-    "blocks": 6,
-    "expansion": 2,
-    "kernel": 5,
-    "dilations": [1, 2, 4, 1, 2, 4],
-    "downsample_after": [2, 4],
-    "floor_db": -100.0,
-}
-BAND_GROUP = 20  # bands per block of the averaging matrix
-
-
-def band_edges(n_fft: int, sample_rate: int, n_bands: int, scale_hz: float) -> list[int]:
-    """Bin edges of `n_bands` bands equally spaced on log(1 + f / scale_hz), each >= 1 bin wide."""
-    bins = n_fft // 2 + 1
-    top = math.log1p((sample_rate / 2) / scale_hz)
-    edges = [0]
-    for b in range(1, n_bands + 1):
-        f = scale_hz * math.expm1(top * b / n_bands)
-        edge = min(bins, max(edges[-1] + 1, round(f / (sample_rate / n_fft)) + 1))
-        edges.append(edge)
-    edges[-1] = bins
-    return sorted(set(edges))
+# the settings and band layout are shared with the numpy implementation (no torch there)
+from deepaq.models.compact_numpy import BAND_GROUP, DEFAULTS, band_edges, block_dilations, full_config
 
 
 class BandFeatures(nn.Module):
@@ -126,18 +97,12 @@ class CompactBackbone(Backbone):
 
     def __init__(self, config: dict | None = None):
         super().__init__()
-        unknown = set(config or {}) - set(DEFAULTS)
-        if unknown:
-            from deepaq.errors import ConfigError
-
-            raise ConfigError(f"compact backbone: unknown settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-        self.config = {**DEFAULTS, **(config or {})}
+        self.config = full_config(config)
         c = self.config
         self.sample_rate = int(c["sample_rate"])
         self.features = BandFeatures(c["n_fft"], c["hop"], self.sample_rate, c["n_bands"], c["band_scale_hz"], c["floor_db"])
         self.project = nn.Linear(2 * self.features.n_bands, c["hidden"])
-        dilations = list(c["dilations"]) + [1] * max(0, c["blocks"] - len(c["dilations"]))
-        self.blocks = nn.ModuleList(Block(c["hidden"], c["expansion"], c["kernel"], d) for d in dilations[: c["blocks"]])
+        self.blocks = nn.ModuleList(Block(c["hidden"], c["expansion"], c["kernel"], d) for d in block_dilations(c))
         self.downsample_after = set(c["downsample_after"])
         self.hidden_size = int(c["hidden"])
         self.num_hidden_states = 1 + int(c["blocks"])

@@ -20,6 +20,7 @@ With `mono=False` each channel is embedded on its own and channel distances are 
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,7 @@ from deepaq.scoring.sources import STREAM_ABOVE_S, aligned_chunks, audio_chunks,
 from deepaq.scoring.windows import Windower, WindowSpec
 
 DEFAULT_MODEL = "deepaq-compact"
+BACKENDS = ("auto", "numpy", "torch")
 DEFAULT_WINDOW_S = 5.0  # when a checkpoint does not declare its window
 DEFAULT_OVERLAP = 0.5  # when a checkpoint does not declare its window overlap
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".ac3", ".mp2", ".wma")
@@ -73,26 +75,26 @@ class Scorer:
     `overlap`: window overlap fraction; None uses the model's `window_overlap` (else 0.5).
     `keep_memory`: keep freed memory in the process for the next item (`deepaq.memory`: no
     page faults on fresh arrays, up to ~25 % faster per pair here); False leaves malloc alone.
+    `backend`: "numpy" runs the model in plain numpy (no torch; the compact backbone),
+    "torch" in torch (any backbone, any device; needs deepaq[train]), "auto" numpy where it
+    can run the model on the CPU, else torch. Both give the same embeddings (to 1e-5).
+    `threads`: threads of the maths libraries in this process (`deepaq.threads`; None: 1,
+    which keeps a busy core from slowing scoring down; 0: the libraries' defaults).
     """
 
     def __init__(self, model: Any = DEFAULT_MODEL, *, device: str = "cpu", mapping: Any = None,
                  cache_dir: str | os.PathLike | None | bool = None, batch_size: int = 8, workers: int = 0,
                  overlap: float | None = None, mono: bool = True, max_delay_s: float = 1.0, min_seconds: float = 1.0,
-                 nmr_bank: Any = None, stream_above_s: float = STREAM_ABOVE_S, keep_memory: bool = True):
-        import torch
-
+                 nmr_bank: Any = None, stream_above_s: float = STREAM_ABOVE_S, keep_memory: bool = True,
+                 backend: str = "auto", threads: int | None = None):
         from deepaq.memory import keep_freed_memory
-        from deepaq.models import DeepaqNet, load_model
-        from deepaq.models.checkpoint import resolve_model_folder, weights_hash
+        from deepaq.models.checkpoint import weights_hash
+        from deepaq.threads import set_threads
 
-        if isinstance(model, DeepaqNet):
-            self.model, self.model_folder = model.to(device).eval(), None
-        else:
-            self.model_folder = resolve_model_folder(model)
-            self.model = load_model(self.model_folder, device=device)
+        self.model, self.model_folder, self.backend = load_engine(model, backend, device)
+        set_threads(threads)  # after loading: torch's pool exists once torch is imported
         if keep_memory:
             keep_freed_memory()
-        self._torch = torch
         self.device = device
         info = self.model.info
         self.model_id = str(info.get("model_id") or "deepaq")
@@ -146,8 +148,12 @@ class Scorer:
         return np.stack([found[k] for k in keys])
 
     def _run_model(self, rows: np.ndarray) -> np.ndarray:
-        x = self._torch.from_numpy(np.ascontiguousarray(rows)).to(self.device)
-        with self._torch.inference_mode():
+        if self.backend == "numpy":
+            return self.model.embed(rows)
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(rows)).to(self.device)
+        with torch.inference_mode():
             return self.model.embed(x).float().cpu().numpy()
 
     def _embed_batch(self, windows: np.ndarray) -> np.ndarray:
@@ -323,6 +329,34 @@ class Scorer:
         sr, total = self.sample_rate, windower.total
         return [WindowScore(s / sr, min(s + self.spec.length, total) / sr, float(w) / sr, float(d), self._map(float(d)))
                 for s, w, d in zip(windower.starts, weights, distances)]
+
+
+def load_engine(model: Any, backend: str = "auto", device: str = "cpu") -> tuple[Any, Path | None, str]:
+    """`(model, model folder or None, backend)` for a Scorer (see its `backend` argument)."""
+    from deepaq.errors import ModelError, require
+    from deepaq.models.checkpoint import resolve_model_folder
+
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if not isinstance(model, (str, os.PathLike)):  # a loaded torch DeepaqNet
+        if backend == "numpy":
+            raise ConfigError("backend 'numpy' loads a model folder; a loaded torch model runs with 'torch'")
+        return model.to(device).eval(), None, "torch"
+    folder = resolve_model_folder(model)
+    why_torch = ""
+    if backend == "numpy" or (backend == "auto" and str(device) == "cpu"):
+        from deepaq.models.numpy_net import load_numpy_model
+
+        try:
+            return load_numpy_model(folder), folder, "numpy"
+        except ModelError as exc:  # a model numpy cannot run exactly: torch runs it, if installed
+            if backend == "numpy" or importlib.util.find_spec("torch") is None:
+                raise
+            why_torch = f" ({exc})"
+    require("torch", f"model {folder.name} on the torch backend{why_torch}")
+    from deepaq.models import load_model
+
+    return load_model(folder, device=device), folder, "torch"
 
 
 def bank_from_embeddings(names: list[str], embeddings: list[Embedding], model: dict) -> EmbeddingBank:
