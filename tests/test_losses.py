@@ -102,3 +102,21 @@ def test_loss_prefers_label_ordered_embeddings():
     ordered = y[:, None] * torch.tensor([[1.0, 0.0]])
     shuffled = y[[3, 0, 4, 1, 2], None] * torch.tensor([[1.0, 0.0]])
     assert rnc_loss(ordered, y).mean() < rnc_loss(shuffled, y).mean()
+
+
+def test_bitrate_groups_rank_within_each_group_with_clean_items_in_every_group():
+    torch.manual_seed(0)
+    f = torch.randn(7, 4)
+    bitrate = torch.tensor([8.0, 64.0, 128.0, 8.0, 32.0, math.inf, math.inf])
+    groups = torch.tensor([0, 0, 0, 1, 1, -1, -1])
+    nan = torch.full((7,), math.nan)
+    _, parts = deepaq_loss(f, nan, bitrate, bitrate_groups=groups)
+    expected = 0.0
+    for g in (0, 1):
+        members = groups == g
+        cand = members | torch.isposinf(bitrate)
+        labels = bitrate_labels(torch.where(cand, bitrate, nan))
+        expected += float(rnc_loss(f, labels, anchors=members, candidates=cand).sum())
+    assert parts["loss_bitrate"] == pytest.approx(expected / 7)
+    _, mixed = deepaq_loss(f, nan, bitrate)  # one group: 8 kbps of codec 1 ranks beside 8 kbps of codec 0
+    assert mixed["loss_bitrate"] != pytest.approx(parts["loss_bitrate"])

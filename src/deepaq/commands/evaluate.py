@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--write-manifest", type=Path, metavar="CSV",
                         help="also write the loaded listening test as a plain manifest CSV")
     parser.add_argument("--metrics", default="visqol",
-                        help="comma-separated: deepaq, visqol, peaq, twof, haaqi, nomad, fad (default visqol)")
+                        help="comma-separated: deepaq, visqol, peaq, twof, haaqi, nomad, fad; speech: pesq_wb, pesq_nb, "
+                             "stoi, estoi, visqol_speech, sisdr (default visqol)")
     parser.add_argument("--metric-option", action="append", default=[], metavar="METRIC.KEY=VALUE",
                         help="option for one metric, e.g. haaqi.level_db_spl=70 or nomad.weights=/models/w2v2")
     parser.add_argument("--mapping", choices=("cubic", "mlp"), default="cubic",

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from deepaq.engine import Engine, given_or_local
 from deepaq.errors import ConfigError
 
 TEACHERS = ("peaq", "visqol")
@@ -57,11 +58,12 @@ def score_item(task: tuple[str, str, str, str, str]) -> dict[str, Any]:
     return row
 
 
-def label_dataset(root: str | Path, teacher: str, *, workers: int = 1, limit: int | None = None) -> tuple[int, int]:
-    """Score every not yet labelled item of the dataset at `root`; returns (scored now, errors now)."""
+def label_dataset(root: str | Path, teacher: str, *, workers: int = 1, engine: Engine | None = None,
+                  limit: int | None = None) -> tuple[int, int]:
+    """Score every not yet labelled item of the dataset at `root` on `engine` (default: `workers`
+    local processes); returns (scored now, errors now). `limit` stops after that many items."""
     import warnings
 
-    from deepaq.data.labels import parallel_map, worker_pool
     from deepaq.data.manifest import read_manifest
 
     if teacher not in TEACHERS:
@@ -77,13 +79,13 @@ def label_dataset(root: str | Path, teacher: str, *, workers: int = 1, limit: in
     todo = todo[:limit] if limit else todo
     errors = 0
     new_file = not path.exists()
-    with open(path, "a", newline="", encoding="utf-8") as f, worker_pool(workers) as pool, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with open(path, "a", newline="", encoding="utf-8") as f, given_or_local(engine, workers) as run, \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # resampling notes, one per item
         writer = csv.DictWriter(f, fieldnames=columns)
         if new_file:
             writer.writeheader()
-        for _, row in parallel_map(pool, score_item, todo, workers=workers, total=len(todo),
-                                   desc=f"label {teacher}", unit="item"):
+        for _, row in run.map(score_item, todo, desc=f"label {teacher}", unit="item"):
             writer.writerow(row)
             f.flush()
             os.fsync(f.fileno())

@@ -1,0 +1,76 @@
+"""Teacher labels of a built dataset (real codecs, real PEAQ) and their use in training batches."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from deepaq.data.build import BuildConfig, build_dataset
+from deepaq.data.dataset import ManifestDataset, collate
+from deepaq.data.teachers import label_dataset, read_teacher_labels, teacher_file
+from deepaq.errors import ConfigError
+from deepaq.losses import deepaq_loss
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    corpus = tmp_path_factory.mktemp("corpus")
+    t = np.arange(3 * 48000) / 48000
+    for k in range(2):
+        tone = sum(np.sin(2 * np.pi * 220 * (k + 1) * h * t) / h for h in range(1, 12))
+        x = 0.2 * tone / np.abs(tone).max() + 0.01 * rng.standard_normal(t.size)
+        sf.write(corpus / f"s{k}.flac", x.astype(np.float32), 48000)
+    root = tmp_path_factory.mktemp("dataset")
+    config = BuildConfig(clip_seconds=2, max_clips_per_source=1, codecs=("opus",), bitrates=(8, 64), visqol=False,
+                         split_ratios=(1, 0, 0))
+    build_dataset([corpus], root, config, workers=0)
+    return root
+
+
+def test_peaq_labels_order_quality_and_resume(dataset):
+    scored, errors = label_dataset(dataset, "peaq", workers=0, limit=2)
+    assert (scored, errors) == (2, 0)
+    scored, errors = label_dataset(dataset, "peaq", workers=0)  # resumes: only the rest
+    assert (scored, errors) == (4, 0)
+    assert label_dataset(dataset, "peaq", workers=0) == (0, 0)
+    labels = read_teacher_labels(dataset)
+    assert len(labels) == 6
+    for clip in {k.split("__")[0] for k in labels}:
+        clean, low, high = (labels[f"{clip}__{s}"] for s in ("clean", "opus_8", "opus_64"))
+        assert clean["mms_2f"] == 100.0  # self-score: the top of the 2f scale
+        assert clean["mms_2f"] >= high["mms_2f"] > low["mms_2f"]
+        assert high["odg"] > low["odg"]
+        assert math.isfinite(low["AvgModDiff1B"])
+
+
+def test_torn_row_is_scored_again(dataset):
+    label_dataset(dataset, "peaq", workers=0)
+    path = teacher_file(dataset, "peaq")
+    text = path.read_text().splitlines()
+    path.write_text("\n".join(text[:-1] + [text[-1].split(",")[0] + ",12.5"]) + "\n")  # a row cut short
+    assert label_dataset(dataset, "peaq", workers=0) == (1, 0)
+    assert len(read_teacher_labels(dataset)) == 6
+
+
+def test_unknown_teacher_is_an_error(dataset):
+    with pytest.raises(ConfigError, match="unknown teacher"):
+        label_dataset(dataset, "pesq")
+
+
+def test_dataset_carries_teacher_labels_into_the_loss(dataset):
+    label_dataset(dataset, "peaq", workers=0)
+    data = ManifestDataset(dataset, "train", 48000, 2.0, teachers=("mms_2f", "odg"))
+    batch = collate([data[i] for i in range(len(data))])
+    assert batch["teachers"].shape == (len(data), 2)
+    assert torch.isfinite(batch["teachers"]).all()
+    assert torch.isnan(batch["visqol"]).all()  # no ViSQOL labels: that term drops out
+    emb = torch.randn(len(data), 8, requires_grad=True)
+    teachers = {"mms_2f": (batch["teachers"][:, 0], 1.0)}
+    loss, parts = deepaq_loss(emb, batch["visqol"], batch["bitrate"], teachers=teachers, bitrate_weight=0.0)
+    loss.backward()
+    assert parts["loss_mms_2f"] > 0 and emb.grad.abs().sum() > 0
