@@ -5,7 +5,8 @@ A pair metric (`Metric`) scores one degraded signal against its reference. A set
 scores a whole system/condition at once. A metric whose extra, module or weights are
 missing raises `MetricUnavailable` with the reason; the evaluation reports it as skipped.
 
-Built-in names: deepaq, visqol, peaq, twof, haaqi, nomad, fad. Options per metric come as
+Built-in names: deepaq, visqol, peaq, twof, haaqi, nomad, fad, and for speech pesq_wb,
+pesq_nb, stoi, estoi, visqol_speech, sisdr (deepaq.baselines.speech). Options per metric come as
 `name.key=value` on the command line (see docs/evaluation.md).
 """
 
@@ -165,6 +166,18 @@ def _visqol(options: dict) -> PairMetric:
     return PairMetric("visqol", "higher", (1.0, 5.0), impl.sample_rate, impl.version, impl)
 
 
+def _speech(name: str, cls: str, **fixed) -> Callable[[dict], PairMetric]:
+    """Builder of a speech metric of deepaq.baselines.speech (PESQ, STOI, ESTOI, ViSQOL speech, SI-SDR)."""
+
+    def build(options: dict) -> PairMetric:
+        from deepaq.baselines import speech
+
+        impl = getattr(speech, cls)(**fixed, **options)
+        return PairMetric(name, "higher", impl.score_range, impl.sample_rate, impl.version, impl)
+
+    return build
+
+
 def _haaqi(options: dict) -> PairMetric:
     from deepaq.baselines.haaqi import Haaqi
 
@@ -258,6 +271,12 @@ BUILDERS: dict[str, Callable[[dict], Metric | SetMetric]] = {
     "peaq": _peaq,
     "twof": _twof,
     "haaqi": _haaqi,
+    "pesq_wb": _speech("pesq_wb", "Pesq", mode="wb"),
+    "pesq_nb": _speech("pesq_nb", "Pesq", mode="nb"),
+    "stoi": _speech("stoi", "Stoi", extended=False),
+    "estoi": _speech("estoi", "Stoi", extended=True),
+    "visqol_speech": _speech("visqol_speech", "VisqolSpeech"),
+    "sisdr": _speech("sisdr", "SiSdr"),
     "nomad": lambda options: NomadDistance(**options),
     "fad": lambda options: FadMetric(**options),
 }
