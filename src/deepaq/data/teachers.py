@@ -6,8 +6,11 @@ as each item finishes, so a killed run loses nothing and the same command resume
 with an error are retried on the next run. The training dataset joins them by `item_id`
 (`read_teacher_labels`); an item a teacher has not scored yet has NaN for that label.
 
-PEAQ costs about 1/8 of ViSQOL here, so a dataset gets its PEAQ labels first and its
-ViSQOL labels in the background over as long as they take.
+Both teachers score the mono downmix of each pair, which is what the built-in model sees
+(ViSQOL downmixes anyway; PEAQ on the downmix costs half of PEAQ on two channels). PEAQ costs
+about 1/8 of ViSQOL here, so a dataset gets its PEAQ labels first and its ViSQOL labels in the
+background over as long as they take. Items are scored clip by clip in a seeded random
+order of clips, so a run stopped part-way leaves whole clips labelled, spread over the set.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import math
 import os
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from deepaq.engine import Engine, given_or_local
 from deepaq.errors import ConfigError
@@ -44,18 +49,27 @@ def score_item(task: tuple[str, str, str, str, str]) -> dict[str, Any]:
     teacher, root, item_id, reference, degraded = task
     row: dict[str, Any] = {"item_id": item_id, "error": ""}
     try:
+        ref, deg = _mono(Path(root) / reference), _mono(Path(root) / degraded)
         if teacher == "peaq":
             from deepaq.baselines.peaq import peaq
 
-            result = peaq(reference=Path(root) / reference, degraded=Path(root) / degraded)
+            result = peaq(reference=ref, degraded=deg)
             row.update(mms_2f=result.mms_2f, odg=result.odg, distortion_index=result.distortion_index, **result.movs)
         else:
             from deepaq.data.labels import visqol_scorer
 
-            row["visqol_mos"] = visqol_scorer().score(reference=Path(root) / reference, degraded=Path(root) / degraded)
+            row["visqol_mos"] = visqol_scorer().score(reference=ref, degraded=deg)
     except Exception as exc:
         row["error"] = item_error(exc)
     return row
+
+
+def _mono(path: Path) -> tuple:
+    """`(downmix [1, samples], rate)` of a file, the input form PEAQ and ViSQOL take."""
+    from deepaq.audio import read_audio
+
+    x, rate = read_audio(path)
+    return x.mean(axis=0, keepdims=True), rate
 
 
 def label_dataset(root: str | Path, teacher: str, *, workers: int = 1, engine: Engine | None = None,
@@ -74,8 +88,11 @@ def label_dataset(root: str | Path, teacher: str, *, workers: int = 1, engine: E
     path = teacher_file(root, teacher)
     columns = _columns(teacher)
     done = {r["item_id"] for r in _read(path, columns) if not r["error"]}
-    todo = [(teacher, str(root), r.item_id, clean[r.clip_id], r.path) for r in frame.itertuples()
-            if r.item_id not in done and r.clip_id in clean]
+    clips = sorted(clean)
+    rank = {clip: k for k, clip in enumerate(np.random.default_rng(0).permutation(clips))}
+    rows = sorted((r for r in frame.itertuples() if r.item_id not in done and r.clip_id in clean),
+                  key=lambda r: (rank[r.clip_id], r.item_id))
+    todo = [(teacher, str(root), r.item_id, clean[r.clip_id], r.path) for r in rows]
     todo = todo[:limit] if limit else todo
     errors = 0
     new_file = not path.exists()
