@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", type=Path,
                         help="score cache (default: evaluation/ in $DEEPAQ_CACHE_DIR or ~/.cache/deepaq)")
     parser.add_argument("--out", type=Path, required=True, help="output folder for report.md, CSVs, PNGs, JSON")
+    from deepaq.engine import add_engine_arguments
+
+    add_engine_arguments(parser)
 
 
 def _load(args: argparse.Namespace):
@@ -71,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from deepaq.evaluation.manifest import write_manifest
     from deepaq.evaluation.metrics import MetricUnavailable, parse_specs
     from deepaq.evaluation.report import write_report
-    from deepaq.evaluation.runner import score_stimuli, worker_pool
+    from deepaq.evaluation.runner import score_stimuli
 
     if args.folds < 2 or args.bootstrap < 1:
         raise ConfigError("--folds must be at least 2 and --bootstrap at least 1")
@@ -84,7 +87,10 @@ def run(args: argparse.Namespace) -> int:
     cache = ScoreCache(args.cache_dir)
     print(f"{len(stimuli)} stimuli in {len({s.test for s in stimuli})} test(s); cache {cache.root}")
     scores, skipped = [], {}
-    pool = worker_pool(jobs)
+    from deepaq.engine import engine_from_args
+
+    # one job runs in this process, as before; --engine ray always runs on the cluster
+    pool = engine_from_args(args, jobs) if jobs > 1 or args.engine != "local" else None
     try:
         for spec in specs:
             try:
@@ -98,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             scores.append(result)
     finally:
         if pool is not None:
-            pool.shutdown(cancel_futures=True)
+            pool.close()
     cfg = AnalysisConfig(mapping=args.mapping, folds=args.folds, n_boot=args.bootstrap, seed=args.seed)
     results, series = analyse(stimuli, scores, cfg)
     results["skipped"] = skipped

@@ -9,6 +9,7 @@ from pathlib import Path
 HELP = "score degraded audio against its reference (full reference) or clean references of other content (NMR)"
 EXAMPLE = """deepaq score ref.wav "coded copy.mp3"
   deepaq score --pairs pairs.csv --out scores.csv --resume
+  deepaq score --pairs /shared/pairs.csv --out /shared/scores.csv --engine ray --ray-address head:6379
   deepaq score --ref-dir clean/ --deg-dir coded/ --out scores.jsonl --windows win.csv
   deepaq score --nmr-bank bank.safetensors coded/ --out nmr.csv --nmr-matrix matrix.csv
   deepaq score ref.wav deg.wav --mapping map.json --windows win.csv --plot quality.png"""
@@ -32,14 +33,19 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
 
 
+def scorer_options(args: argparse.Namespace, mapping=None) -> dict:
+    """Scorer keyword arguments from the options of `add_model_arguments` (picklable, for workers)."""
+    cache = False if args.no_cache else args.cache_dir
+    return dict(model=args.model, device=args.device, mapping=mapping, cache_dir=cache, batch_size=args.batch_size,
+                workers=args.workers, overlap=args.overlap, mono=not args.stereo,
+                max_delay_s=getattr(args, "max_delay", 1.0))
+
+
 def make_scorer(args: argparse.Namespace, mapping=None, nmr_bank=None):
     """A Scorer from the options of `add_model_arguments`."""
     from deepaq.scoring import Scorer
 
-    cache = False if args.no_cache else args.cache_dir
-    return Scorer(args.model, device=args.device, mapping=mapping, cache_dir=cache, batch_size=args.batch_size,
-                  workers=args.workers, overlap=args.overlap, mono=not args.stereo, nmr_bank=nmr_bank,
-                  max_delay_s=getattr(args, "max_delay", 1.0))
+    return Scorer(**scorer_options(args, mapping), nmr_bank=nmr_bank)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--nmr-matrix", type=Path, metavar="CSV", help="NMR: distance of every item to every reference")
     parser.add_argument("--max-delay", type=float, default=1.0, help="largest delay searched, in s (default: 1)")
     add_model_arguments(parser)
+    from deepaq.engine import add_engine_arguments
+
+    add_engine_arguments(parser)
 
 
 def _jobs(args: argparse.Namespace):
@@ -118,8 +127,17 @@ def run(args: argparse.Namespace) -> int:
 
     errors = []
     bar = tqdm(total=len(todo), unit="item", desc="scoring", file=sys.stderr, disable=None)
+    engine = None
     try:
-        for job, outcome in scorer.iter_scores(todo):
+        if args.engine == "local":
+            outcomes = scorer.iter_scores(todo)
+        else:  # each worker loads the model once; the bank goes to them as embedded here
+            from deepaq.engine import engine_from_args
+            from deepaq.scoring.remote import score_on_engine
+
+            engine = engine_from_args(args, 0)
+            outcomes = score_on_engine(engine, scorer_options(args, mapping), todo, bank)
+        for job, outcome in outcomes:
             if isinstance(outcome, ScoreResult):
                 if windows is not None:
                     for row in window_rows(job.id, outcome):
@@ -135,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
             bar.update(1)
     finally:
         bar.close()
+        if engine is not None:
+            engine.close()
         for table in (results, windows, matrix):
             if table is not None:
                 table.close()

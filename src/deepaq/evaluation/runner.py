@@ -1,21 +1,21 @@
 """Score every stimulus of a listening test with one metric: cached, parallel, fault-tolerant.
 
-Cached scores are reused; the rest run in a pool of worker processes shared by all
-metrics (each worker builds each metric once) or in this process. A stimulus whose audio a metric cannot
-use (a `DeepaqError`) is recorded with its message and the run goes on; each finished score
-is written to the cache at once, so an interrupted run resumes where it stopped.
+Cached scores are reused; the rest run on an engine (`deepaq.engine`: local worker processes
+or a Ray cluster) shared by all metrics, each worker building each metric once, or in this
+process. A stimulus whose audio a metric cannot use (a `DeepaqError`) is recorded with its
+message and the run goes on; each finished score is written to the cache at once, so an
+interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from deepaq.baselines.fad import GaussianStats
+from deepaq.engine import Engine
 from deepaq.errors import DeepaqError
 from deepaq.evaluation.cache import ScoreCache, file_hash, metric_identity
 from deepaq.evaluation.manifest import Stimulus
@@ -40,15 +40,6 @@ class MetricScores:
 _METRICS: dict[str, object] = {}  # spec label -> built metric, per process
 
 
-def _init_worker() -> None:
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
-
-
 def _metric(spec: MetricSpec):
     """The metric of `spec`, built once per process."""
     if spec.label not in _METRICS:
@@ -56,7 +47,8 @@ def _metric(spec: MetricSpec):
     return _METRICS[spec.label]
 
 
-def _score_one(spec: MetricSpec, index: int, reference: str, degraded: str) -> tuple[int, float | None, str | None]:
+def _score_one(spec: MetricSpec, task: tuple[int, str, str]) -> tuple[int, float | None, str | None]:
+    index, reference, degraded = task
     try:
         value = float(_metric(spec).score(reference=reference, degraded=degraded))
     except DeepaqError as exc:
@@ -66,45 +58,41 @@ def _score_one(spec: MetricSpec, index: int, reference: str, degraded: str) -> t
     return index, value, None
 
 
-def _stats_one(spec: MetricSpec, index: int, path: str) -> tuple[int, GaussianStats | None, str | None]:
+def _stats_one(spec: MetricSpec, task: tuple[int, str]) -> tuple[int, GaussianStats | None, str | None]:
+    index, path = task
     try:
         return index, _metric(spec).file_stats(path), None
     except DeepaqError as exc:
         return index, None, str(exc)
 
 
-def worker_pool(jobs: int) -> ProcessPoolExecutor | None:
-    """A pool of `jobs` spawned workers to share between metrics (None for jobs <= 1).
+def worker_pool(jobs: int) -> Engine | None:
+    """`jobs` local worker processes to share between metrics (None for jobs <= 1); `close()` it."""
+    from deepaq.engine import LocalEngine
 
-    Each worker builds every metric it is given once and keeps it; torch uses one thread each.
-    """
-    if jobs <= 1:
-        return None
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker)
+    return LocalEngine(jobs) if jobs > 1 else None
 
 
-def _run(spec: MetricSpec, fn, tasks: list[tuple], pool: ProcessPoolExecutor | None, desc: str):
-    """Yield fn(spec, *task) results, in this process or in the pool's workers."""
+def _run(spec: MetricSpec, fn, tasks: list[tuple], pool: Engine | None, desc: str):
+    """Yield fn(spec, task) results, in this process or on the engine's workers."""
+    if pool is not None and len(tasks) > 1:
+        for _, value in pool.map(fn, tasks, desc=desc, unit="file", shared=spec):
+            yield value
+        return
     bar = tqdm(total=len(tasks), desc=desc, unit="file", disable=not tasks)
     try:
-        if pool is None or len(tasks) <= 1:
-            for task in tasks:
-                yield fn(spec, *task)
-                bar.update()
-        else:
-            for fut in as_completed([pool.submit(fn, spec, *task) for task in tasks]):
-                yield fut.result()
-                bar.update()
+        for task in tasks:
+            yield fn(spec, task)
+            bar.update()
     finally:
         bar.close()
 
 
 def score_stimuli(stimuli: list[Stimulus], spec: MetricSpec, cache: ScoreCache,
-                  pool: ProcessPoolExecutor | None = None) -> MetricScores:
+                  pool: Engine | None = None) -> MetricScores:
     """Score all stimuli with the metric `spec` (raises `MetricUnavailable` if it cannot run).
 
-    Uncached work runs in `pool` (see `worker_pool`) or, without one, in this process.
+    Uncached work runs on the engine `pool` (`deepaq.engine.open_engine`) or, without one, here.
     """
     metric = _metric(spec)
     identity = metric_identity(metric.name, metric.version, spec.options)
