@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# the CPU build of torch first: a bare `torch` requirement would pull a CUDA build
 	$(PY) -m pip install -q "torch==2.13.0"
-	$(PY) -m pip install -q -e ".[train,baselines,dev]"
+	$(PY) -m pip install -q -e ".[train,baselines,dev,cluster]"
 	# HAAQI: pyclarity's own requirements pull 100+ packages and a CUDA torch; its HAAQI
 	# code needs only numpy, scipy and numba, so it is installed without them.
 	$(PY) -m pip install -q --no-deps "pyclarity>=0.9,<1"
