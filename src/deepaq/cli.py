@@ -35,6 +35,13 @@ VERBS: dict[str, str] = {
 }
 
 
+# top-level module -> the extra (pyproject.toml) that installs it
+OPTIONAL_MODULES = {"torch": "train", "transformers": "train", "peft": "train", "pandas": "train",
+                    "pyarrow": "train", "tensorboard": "train", "music21": "train", "mido": "train",
+                    "matplotlib": "plots", "visqol": "baselines", "numba": "baselines", "pesq": "baselines",
+                    "pystoi": "baselines", "ray": "cluster"}
+
+
 def _verb_module(verb: str):
     return importlib.import_module(f"deepaq.commands.{VERBS[verb]}")
 
@@ -77,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     verb = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(verb if verb in VERBS else None)
     args = parser.parse_args(argv)
+    args.argv = argv  # the command line as given, for reports that record it
     if args.verb is None:
         parser.print_help()
         return 2
@@ -84,6 +92,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(_verb_module(args.verb).run(args) or 0)
     except DeepaqError as exc:
         print(f"deepaq {args.verb}: error: {exc}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:  # an optional dependency the core install leaves out
+        extra = OPTIONAL_MODULES.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"deepaq {args.verb}: error: this needs {exc.name}, which the core install leaves out: "
+              f"pip install 'deepaq[{extra}]'", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"deepaq {args.verb}: interrupted", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 from pathlib import Path
 
 HELP = "evaluate metrics against a listening test (correlations, CIs, significance, plots)"
@@ -44,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="worker processes for scoring (default 1; 0 = all cores)")
     parser.add_argument("--cache-dir", type=Path,
                         help="score cache (default: evaluation/ in $DEEPAQ_CACHE_DIR or ~/.cache/deepaq)")
-    parser.add_argument("--out", type=Path, required=True, help="output folder for report.md, CSVs, PNGs, JSON")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output folder for report.md, report.html, CSVs, PNGs, JSON")
     from deepaq.engine import add_engine_arguments
 
     add_engine_arguments(parser)
@@ -109,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     results, series = analyse(stimuli, scores, cfg)
     results["skipped"] = skipped
     results["manifest"] = str(args.source)
-    report = write_report(args.out, results, stimuli, scores, series)
-    print(f"report: {report}")
+    command = shlex.join(["deepaq", *getattr(args, "argv", ["evaluate", str(args.source)])])
+    report = write_report(args.out, results, stimuli, scores, series, command)
+    print(f"report: {report} and {report.with_suffix('.html')}")
     return 0 if scores else 1

@@ -1,4 +1,4 @@
-"""Write an evaluation to a folder: results.json, CSV tables, scatter plots, report.md."""
+"""Write an evaluation to a folder: results.json, CSV tables, scatter plots, report.md, report.html."""
 
 from __future__ import annotations
 
@@ -198,8 +198,8 @@ def _markdown(results: dict, plots: list[str]) -> str:
 
 
 def write_report(out: str | Path, results: dict, stimuli: list[Stimulus], scores: list[MetricScores],
-                 series: list[Series]) -> Path:
-    """Write all outputs into `out`; returns the path of report.md."""
+                 series: list[Series], command: str | None = None) -> Path:
+    """Write all outputs into `out` (report.md and report.html among them); returns the path of report.md."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_scores_csv(out / "scores.csv", stimuli, scores)
@@ -223,4 +223,7 @@ def write_report(out: str | Path, results: dict, stimuli: list[Stimulus], scores
     (out / "results.json").write_text(json.dumps(_json_safe(payload), indent=1))
     report = out / "report.md"
     report.write_text(_markdown(results, plots))
+    from deepaq.evaluation.html_report import write_html
+
+    write_html(out, results, stimuli, scores, series, plots, command)
     return report
