@@ -4,6 +4,7 @@ excerpts of the real ViSQOL test pairs, with a tiny random checkpoint (a real sa
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import os
@@ -20,6 +21,8 @@ from deepaq.audio import read_audio, write_audio
 from deepaq.cli import main
 
 from conftest import save_tiny_model
+
+HAS_PLOTS = importlib.util.find_spec("matplotlib") is not None  # deepaq[plots]; a core install has none
 
 PAIRS = [("castanets48_stereo", "castanets48_stereo"), ("contrabassoon48_stereo", "contrabassoon48_stereo_24kbps_aac"),
          ("glock48_stereo", "glock48_stereo_48kbps_aac"), ("guitar48_stereo", "guitar48_stereo_64kbps_aac"),
@@ -67,8 +70,9 @@ def test_every_verb_has_help_with_an_example(capsys):
 
 def test_single_pair_to_stdout_with_windows_and_plot(model_dir, visqol_testdata, tmp_path, capsys):
     ref, deg = visqol_testdata / "sopr48_stereo.wav", visqol_testdata / "sopr48_stereo_256kbps_aac.wav"
-    rc = main(["score", str(ref), str(deg), "--model", str(model_dir),
-               "--windows", str(tmp_path / "w.csv"), "--plot", str(tmp_path / "q.png")])
+    plot = ["--plot", str(tmp_path / "q.png")] if HAS_PLOTS else []
+    rc = main(["score", str(ref), str(deg), "--model", str(model_dir), "--format", "csv",
+               "--windows", str(tmp_path / "w.csv"), *plot])
     assert rc == 0
     (row,) = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert row["mode"] == "full-reference" and float(row["distance"]) > 0
@@ -79,7 +83,29 @@ def test_single_pair_to_stdout_with_windows_and_plot(model_dir, visqol_testdata,
     weights = np.array([float(w["weight_s"]) for w in windows])
     d = np.array([float(w["distance"]) for w in windows])
     assert weights @ d / weights.sum() == pytest.approx(float(row["distance"]), rel=1e-6)
-    assert (tmp_path / "q.png").read_bytes()[:4] == b"\x89PNG"
+    if HAS_PLOTS:
+        assert (tmp_path / "q.png").read_bytes()[:4] == b"\x89PNG"
+    # one pair without --format: a readable block for a person, the same numbers
+    assert main(["score", str(ref), str(deg), "--model", str(model_dir)]) == 0
+    captured = capsys.readouterr()
+    text = dict(line.split(None, 1) for line in captured.out.splitlines())
+    assert list(text) == ["degraded", "reference", "distance", "delay", "audio", "model"]
+    assert text["degraded"] == str(deg) and text["model"] == "tiny-cli 1"
+    assert float(text["distance"].split()[0]) == pytest.approx(float(row["distance"]), abs=1e-4)
+    assert text["delay"].startswith(f"{1000 * float(row['delay_s']):+.1f} ms") and captured.err == ""
+    # --format jsonl on stdout; a --format that contradicts --out's suffix is refused
+    assert main(["score", str(ref), str(deg), "--model", str(model_dir), "--format", "jsonl"]) == 0
+    assert json.loads(capsys.readouterr().out)["distance"] == pytest.approx(float(row["distance"]), rel=1e-9)
+    assert main(["score", str(ref), str(deg), "--model", str(model_dir), "--format", "jsonl",
+                 "--out", str(tmp_path / "x.csv")]) == 1
+    assert "disagrees" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(HAS_PLOTS, reason="checks the message of a core install without matplotlib")
+def test_plot_without_matplotlib_names_the_extra(model_dir, visqol_testdata, tmp_path, capsys):
+    ref, deg = visqol_testdata / "sopr48_stereo.wav", visqol_testdata / "sopr48_stereo_256kbps_aac.wav"
+    assert main(["score", str(ref), str(deg), "--model", str(model_dir), "--plot", str(tmp_path / "q.png")]) == 1
+    assert "pip install 'deepaq[plots]'" in capsys.readouterr().err
 
 
 def test_pairs_csv_with_odd_names_and_error_rows(model_dir, clips, tmp_path):
@@ -94,8 +120,9 @@ def test_pairs_csv_with_odd_names_and_error_rows(model_dir, clips, tmp_path):
                                       "junk,réf 1.wav,notaudio.wav\n"
                                       "blank,,dég 1.wav\n", encoding="utf-8")
     out = tmp_path / "res.csv"
+    plot = ["--plot", str(tmp_path / "p.png")] if HAS_PLOTS else []
     rc = main(["score", "--pairs", str(folder / "pairs.csv"), "--model", str(model_dir), "--out", str(out),
-               "--windows", str(tmp_path / "w.jsonl"), "--plot", str(tmp_path / "p.png"), "--workers", "2"])
+               "--windows", str(tmp_path / "w.jsonl"), *plot, "--workers", "2"])
     assert rc == 1
     rows = {r["id"]: r for r in read_rows(out)}
     assert list(rows) == ["good", "gone", "junk", "blank"]
@@ -105,7 +132,7 @@ def test_pairs_csv_with_odd_names_and_error_rows(model_dir, clips, tmp_path):
     assert "notaudio.wav" in rows["junk"]["error"]
     assert "row 5 has no reference" in rows["blank"]["error"]
     assert {w["id"] for w in read_rows(tmp_path / "w.jsonl")} == {"good"}
-    assert (tmp_path / "p_good.png").is_file()
+    assert (tmp_path / "p_good.png").is_file() or not HAS_PLOTS
     # an existing output is never clobbered by accident
     assert main(["score", "--pairs", str(folder / "pairs.csv"), "--model", str(model_dir), "--out", str(out)]) == 1
 

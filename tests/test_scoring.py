@@ -6,6 +6,7 @@ shipped one; real audio comes from the ViSQOL test data beside the checkout.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -280,7 +281,8 @@ def test_public_api_is_lazy_and_scores(model_dir, tmp_path, monkeypatch, visqol_
     r = deepaq.score(reference=(x, sr), degraded=(y, sr), model=str(model_dir))
     assert r.distance > 0 and r.model_id == "tiny-test"
     assert deepaq.embed((x, sr), model=str(model_dir)).embedding.shape == (16,)
-    from deepaq.models import DeepaqNet
+    if importlib.util.find_spec("torch") is not None:  # a core install has no torch model to load
+        from deepaq.models import DeepaqNet
 
-    assert isinstance(deepaq.load_model(model_dir), DeepaqNet)
+        assert isinstance(deepaq.load_model(model_dir), DeepaqNet)
     assert (tmp_path / "cache" / "embeddings.sqlite").is_file()

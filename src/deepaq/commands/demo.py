@@ -97,6 +97,11 @@ def run(args: argparse.Namespace) -> int:
         rows.append(row)
     _write_csv(out / "results.csv", rows)
     _print_table(rows, scorer, why)
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        print(f"\nversions and results.csv are in {out} (for the plot: pip install 'deepaq[plots]')")
+        return 0
     plot = _plot(rows, out / "demo.png", args.audio.name)
     print(f"\nversions, results.csv and the plot are in {out} ({plot.name})")
     return 0

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+FORMATS = ("text", "csv", "jsonl")
+AUTO_PROCESSES_FROM = 8  # items: below this, starting workers costs more than a second core gives (measured)
 HELP = "score degraded audio against its reference (full reference) or clean references of other content (NMR)"
 EXAMPLE = """deepaq score ref.wav "coded copy.mp3"
   deepaq score --pairs pairs.csv --out scores.csv --resume
@@ -31,6 +33,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--cache-dir", type=Path,
                    help="embedding cache folder (default: $DEEPAQ_CACHE_DIR or ~/.cache/deepaq)")
     g.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    g.add_argument("--backend", choices=("auto", "numpy", "torch"), default="auto",
+                   help="run the model in numpy (no torch needed) or torch (deepaq[train]; GPUs, other "
+                        "backbones); auto: numpy where it runs the model on the CPU (default: auto)")
+    g.add_argument("--threads", type=int, default=1,
+                   help="maths-library threads per process; 0: the libraries' defaults (default: 1, so "
+                        "that a core taken by another program does not stall scoring; see docs/scoring.md)")
 
 
 def scorer_options(args: argparse.Namespace, mapping=None) -> dict:
@@ -38,7 +46,7 @@ def scorer_options(args: argparse.Namespace, mapping=None) -> dict:
     cache = False if args.no_cache else args.cache_dir
     return dict(model=args.model, device=args.device, mapping=mapping, cache_dir=cache, batch_size=args.batch_size,
                 workers=args.workers, overlap=args.overlap, mono=not args.stereo,
-                max_delay_s=getattr(args, "max_delay", 1.0))
+                max_delay_s=getattr(args, "max_delay", 1.0), backend=args.backend, threads=args.threads)
 
 
 def make_scorer(args: argparse.Namespace, mapping=None, nmr_bank=None):
@@ -60,7 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     nmr.add_argument("--nmr-dir", type=Path, help="NMR: folder of clean references of other content")
     nmr.add_argument("--nmr-bank", help="NMR: embedding bank from `deepaq embed --bank`, or 'default'")
     out = parser.add_argument_group("output")
-    out.add_argument("--out", "-o", type=Path, help="results .csv or .jsonl (default: CSV on stdout)")
+    out.add_argument("--out", "-o", type=Path, help="results .csv or .jsonl (default: stdout, see --format)")
+    out.add_argument("--format", choices=FORMATS,
+                     help="stdout format: text (a readable block per item; the default for one item), "
+                          "csv (the default for a batch) or jsonl; with --out its suffix decides")
     out.add_argument("--resume", action="store_true", help="skip ids already in --out and append the rest")
     out.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     out.add_argument("--mapping", help="mapping JSON from `deepaq calibrate`, or 'none' "
@@ -69,6 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--plot", type=Path, metavar="PNG", help="plot quality over time (one PNG per item)")
     out.add_argument("--nmr-matrix", type=Path, metavar="CSV", help="NMR: distance of every item to every reference")
     parser.add_argument("--max-delay", type=float, default=1.0, help="largest delay searched, in s (default: 1)")
+    parser.add_argument("--processes", type=int, default=0,
+                        help="local engine: worker processes for a batch, each with its own model; 0: one per "
+                             f"core for batches of {AUTO_PROCESSES_FROM}+ items, else 1 (default: 0)")
     add_model_arguments(parser)
     from deepaq.engine import add_engine_arguments
 
@@ -100,26 +114,46 @@ def _jobs(args: argparse.Namespace):
     return [ScoreJob(args.inputs[1].name, degraded=args.inputs[1], reference=args.inputs[0])]
 
 
+def processes_for(requested: int, items: int) -> int:
+    """Worker processes for a batch of `items` (`requested` 0: see `--processes`)."""
+    import os
+
+    if requested > 0:
+        return requested
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores if items >= AUTO_PROCESSES_FROM else 1
+
+
 def run(args: argparse.Namespace) -> int:
+    from deepaq.threads import set_threads
+
+    set_threads(args.threads)  # before numpy is imported: the environment variables are enough
     from tqdm import tqdm
 
-    from deepaq.scoring.output import open_results, open_side_table, result_row
+    from deepaq.scoring.output import format_text, open_results, open_side_table, result_row
     from deepaq.scoring.results import ScoreResult
     from deepaq.scoring.timeline import WINDOW_COLUMNS, plot_path, plot_timeline, window_rows
 
     jobs = _jobs(args)
+    if args.plot is not None:  # say so now, not after the first item
+        from deepaq.errors import require
+
+        require("matplotlib", "--plot", "plots")
     mapping = False if args.mapping and args.mapping.lower() == "none" else args.mapping
     nmr_spec = str(args.nmr_dir) if args.nmr_dir is not None else args.nmr_bank
     scorer = make_scorer(args, mapping=mapping, nmr_bank=nmr_spec)
     bank = scorer.load_bank(nmr_spec) if nmr_spec is not None else None
 
-    results, done = open_results(args.out, resume=args.resume, overwrite=args.overwrite)
+    fmt = args.format or ("text" if args.out is None and len(jobs) == 1 else None)
+    results, done = (None, set()) if fmt == "text" and args.out is None else \
+        open_results(args.out, resume=args.resume, overwrite=args.overwrite, fmt=fmt)
     todo = [j for j in jobs if j.id not in done]
     windows = open_side_table(args.windows, WINDOW_COLUMNS, done, resume=args.resume) if args.windows else None
     matrix = None
     if args.nmr_matrix is not None:
         if bank is None:
-            results.close()
+            if results is not None:
+                results.close()
             from deepaq.errors import ConfigError
 
             raise ConfigError("--nmr-matrix needs --nmr-dir or --nmr-bank")
@@ -129,13 +163,14 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(total=len(todo), unit="item", desc="scoring", file=sys.stderr, disable=None)
     engine = None
     try:
-        if args.engine == "local":
+        processes = processes_for(args.processes, len(todo)) if args.engine == "local" else 0
+        if args.engine == "local" and processes == 1:
             outcomes = scorer.iter_scores(todo)
         else:  # each worker loads the model once; the bank goes to them as embedded here
             from deepaq.engine import engine_from_args
             from deepaq.scoring.remote import score_on_engine
 
-            engine = engine_from_args(args, 0)
+            engine = engine_from_args(args, processes)
             outcomes = score_on_engine(engine, scorer_options(args, mapping), todo, bank)
         for job, outcome in outcomes:
             if isinstance(outcome, ScoreResult):
@@ -149,7 +184,10 @@ def run(args: argparse.Namespace) -> int:
             else:
                 errors.append(f"{job.id}: {outcome}")
                 bar.write(f"error [{job.id}]: {outcome}", file=sys.stderr)
-            results.write(result_row(job, outcome, nmr_spec, (scorer.model_id, scorer.model_version)))
+            if results is not None:
+                results.write(result_row(job, outcome, nmr_spec, (scorer.model_id, scorer.model_version)))
+            elif isinstance(outcome, ScoreResult):
+                bar.write(format_text(job, outcome, nmr_spec), file=sys.stdout)
             bar.update(1)
     finally:
         bar.close()
@@ -161,5 +199,6 @@ def run(args: argparse.Namespace) -> int:
     skipped = len(jobs) - len(todo)
     summary = f"deepaq score: {len(todo) - len(errors)} scored, {len(errors)} failed"
     summary += f", {skipped} already in {args.out}" if skipped else ""
-    print(summary + (f" (model {scorer.model_id} {scorer.model_version})"), file=sys.stderr)
+    if fmt != "text" or errors or skipped:  # the text block already says it all
+        print(summary + (f" (model {scorer.model_id} {scorer.model_version})"), file=sys.stderr)
     return 1 if errors else 0

@@ -46,6 +46,26 @@ def result_row(job: ScoreJob, outcome: ScoreResult | DeepaqError, reference_labe
     return row
 
 
+def format_text(job: ScoreJob, result: ScoreResult, reference_label: str | None = None) -> str:
+    """A short readable block for a person at a terminal: quality (when mapped), distance,
+    delay, model and version."""
+    lines = [f"degraded   {source_name(job.degraded)}"]
+    if job.reference is not None:
+        lines.append(f"reference  {source_name(job.reference)}")
+    else:
+        lines.append(f"reference  {len(result.reference_distances or {})} clean references of other content "
+                     f"({reference_label}, NMR)")
+    if result.quality is not None:
+        lines.append(f"quality    {result.quality:.3f}  ({result.quality_direction}, mapped from the distance)")
+    lines.append(f"distance   {result.distance:.4f}  ({result.distance_direction})")
+    if result.delay_samples is not None:
+        lines.append(f"delay      {1000 * result.delay_s:+.1f} ms  ({result.delay_samples:+d} samples at "
+                     f"{result.sample_rate} Hz; + = degraded behind the reference)")
+    lines.append(f"audio      {result.duration_s:.2f} s in {len(result.windows)} windows")
+    lines.append(f"model      {result.model_id} {result.model_version}")
+    return "\n".join(lines)
+
+
 def _format(path: Path) -> str:
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -115,14 +135,19 @@ def _check_columns(path: Path, fmt: str, columns: list[str]) -> None:
                               "cannot resume it")
 
 
-def open_results(path: str | os.PathLike | None, *, resume: bool = False, overwrite: bool = False
-                 ) -> tuple[Table, set[str]]:
-    """The main output table and the ids it already holds (empty unless resuming)."""
+def open_results(path: str | os.PathLike | None, *, resume: bool = False, overwrite: bool = False,
+                 fmt: str | None = None) -> tuple[Table, set[str]]:
+    """The main output table and the ids it already holds (empty unless resuming); `fmt`
+    ("csv" or "jsonl") is the stdout format, and with a path must agree with its suffix."""
     if path is None:
         if resume:
             raise ConfigError("--resume needs an output file (--out results.csv)")
-        return Table(None, COLUMNS, "csv"), set()
+        if fmt not in (None, *FORMATS.values()):
+            raise ConfigError(f"stdout format must be one of {', '.join(FORMATS.values())}, got {fmt!r}")
+        return Table(None, COLUMNS, fmt or "csv"), set()
     path = Path(path)
+    if fmt is not None and fmt != _format(path):
+        raise ConfigError(f"{path}: --format {fmt} disagrees with the file's suffix (the suffix decides)")
     fmt = _format(path)
     exists = path.exists() and path.stat().st_size > 0
     if exists and not resume and not overwrite:

@@ -29,7 +29,9 @@ def plot_path(path: str | os.PathLike, item_id: str, several: bool) -> Path:
 
 def plot_timeline(result: ScoreResult, path: str | os.PathLike, title: str) -> Path:
     """Plot quality (or distance, without a mapping) of every window over time as a PNG."""
-    import matplotlib
+    from deepaq.errors import require
+
+    matplotlib = require("matplotlib", "--plot", "plots")
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
