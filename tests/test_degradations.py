@@ -118,6 +118,58 @@ def test_severity_orders_as_expected(clips):
     assert errors == sorted(errors)
 
 
+def _error(name: str, x: np.ndarray, params: dict, seed: int = 0) -> float:
+    return float(np.mean((dg.apply(name, x, SR, params, seed) - x) ** 2))
+
+
+def test_more_loss_leakage_and_reverb_do_more_damage(clips):
+    x = clips[2]
+    base = {"bitrate_kbps": 32, "application": "audio"}
+    losses = [np.mean([_error("opus_loss", x, {**base, "loss_rate": r}, seed) for seed in range(3)]) for r in (0.005, 0.1, 0.4)]
+    assert losses == sorted(losses), losses
+    clean_mask = {"mask_error_db": 0, "holes": 0, "smoothing_bins": 0, "mix_snr_db": 0}
+    leaks = [_error("separation", x, {**clean_mask, "leakage_db": d}) for d in (-60, -20, -6)]
+    assert leaks == sorted(leaks), leaks
+    tails = [_error("reverb", x, {"rt60_s": 0.8, "drr_db": d}) for d in (20, 6, -6)]
+    assert tails == sorted(tails), tails
+
+
+def test_opus_loss_conceals_instead_of_leaving_gaps(clips):
+    """libopus' PLC fills a lost packet: the output has no 20 ms stretch of silence."""
+    x = clips[1]
+    y = dg.apply("opus_loss", x, SR, {"loss_rate": 0.3, "burst_packets": 1, "frame_ms": 20}, 0)
+    frames = y[0, : SR // 50 * 50].reshape(50, -1)
+    assert np.sqrt(np.mean(frames[1:-1] ** 2, axis=1)).min() > 1e-3
+
+
+def test_separation_with_a_given_interferer(clips, tmp_path):
+    """With the mask at 1 everywhere (leakage 0 dB) the output is the mixture: the signal plus
+    the given interferer (a 1 kHz tone, from a file or an array) at mix_snr_db."""
+    x = clips[1]
+    tone = (0.3 * np.sin(2 * np.pi * 1000 * np.arange(SR // 2) / SR)).astype(np.float32)
+    sf.write(tmp_path / "tone.wav", tone, SR)
+    for interferer in (tone, str(tmp_path / "tone.wav")):
+        y = dg.apply("separation", x, SR, {"interferer": interferer, "leakage_db": 0, "mask_error_db": 0, "holes": 0,
+                                           "smoothing_bins": 0, "mix_snr_db": 6}, 0)
+        rest = (y - x)[0, 2000:-2000]
+        assert abs(20 * np.log10(np.sqrt(np.mean(x**2)) / np.sqrt(np.mean(rest**2))) - 6) < 0.2
+        spectrum = np.abs(np.fft.rfft(rest))
+        assert abs(np.argmax(spectrum) * SR / rest.size - 1000) < 5
+
+
+@pytest.mark.parametrize("name", [pytest.param("world", marks=pytest.mark.skipif(not _importable("pyworld"), reason="pyworld")),
+                                  "griffinlim"])
+def test_vocoders_keep_level_and_timing(name, clips):
+    """Resynthesis rebuilds the phase, so alignment shows in the energy envelope: within 5 ms."""
+    x = clips[1]
+    y = dg.apply(name, x, SR, dg.sample_condition(name, np.random.default_rng(2)), 0)
+    env = lambda z: np.sqrt(np.mean(z[:, : z.shape[1] // 240 * 240].reshape(1, -1, 240) ** 2, axis=-1))  # noqa: E731
+    ex, ey = env(x), env(y)
+    lag, corr = estimate_delay(ex - ex.mean(), ey - ey.mean(), max_delay=20)
+    assert abs(lag) <= 1 and corr > 0.5
+    assert 0.5 < np.sqrt(np.mean(y**2) / np.mean(x**2)) < 2
+
+
 def test_unknown_family_and_bad_parameters_are_named(clips):
     x = clips[1]
     with pytest.raises(ConfigError, match="unknown degradation family 'gsm'"):

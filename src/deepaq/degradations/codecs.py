@@ -20,7 +20,7 @@ import numpy as np
 from deepaq.audio.resample import resample
 from deepaq.codecs import CODECS, CodecSpec, calibrated_delay, codec_sample_rate, degrade, fit_length, round_trip
 from deepaq.degradations.registry import REGISTRY, Param, family, log_uniform
-from deepaq.errors import ConfigError
+from deepaq.errors import CodecError, ConfigError
 
 Options = tuple[tuple[str, str], ...]  # hashable encoder options, for the delay cache
 
@@ -303,3 +303,143 @@ def _tandem(x: np.ndarray, sr: int, p: dict[str, Any], rng: np.random.Generator)
     seeds = rng.integers(0, 2**32, size=2)
     y = REGISTRY.get(p["first"]).apply(x, sr, p["first_params"], int(seeds[0]))
     return REGISTRY.get(p["second"]).apply(y, sr, p["second_params"], int(seeds[1]))
+
+
+# ---------------------------------------------------------------- Opus packet loss, concealed by libopus
+
+# FFmpeg's Opus decoders (native and libopus) cannot be told that a packet is missing: a gap is
+# simply not decoded. So the packets PyAV's libopus encoder writes are decoded here with the
+# libopus library PyAV bundles, called directly (ctypes), which runs libopus' own packet loss
+# concealment (decode with no data) or its in-band FEC (decode the next packet's redundancy).
+OPUS_FRAME_MS = (10, 20, 40)
+
+
+@functools.lru_cache(maxsize=1)
+def _libopus() -> Any:
+    import ctypes
+    import ctypes.util
+    from pathlib import Path
+
+    import av
+
+    here = Path(av.__file__).resolve().parent
+    found = sorted(p for d in (here.parent / "av.libs", here / ".dylibs", here.parent / "av.libs.d")
+                   if d.is_dir() for p in d.glob("*opus*"))
+    name = str(found[0]) if found else ctypes.util.find_library("opus")
+    if not name:
+        raise CodecError("opus_loss: libopus was found neither beside PyAV's FFmpeg nor on the system")
+    lib = ctypes.CDLL(name)
+    lib.opus_decoder_create.restype = ctypes.c_void_p
+    lib.opus_decoder_create.argtypes = [ctypes.c_int32, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+    lib.opus_decode_float.restype = ctypes.c_int
+    lib.opus_decode_float.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32,
+                                      ctypes.POINTER(ctypes.c_float), ctypes.c_int, ctypes.c_int]
+    lib.opus_decoder_destroy.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+def _opus_packets(x: np.ndarray, rate: int, kbps: float, opts: Options) -> tuple[list[bytes], int]:
+    """PyAV's libopus encoder: the packets, and the samples each one holds."""
+    import av
+
+    layout = "mono" if x.shape[0] == 1 else "stereo"
+    try:
+        enc = av.CodecContext.create("libopus", "w")
+        enc.sample_rate, enc.layout, enc.format, enc.bit_rate = rate, layout, "flt", int(kbps * 1000)
+        enc.options = dict(opts)
+        enc.open()
+        to_encoder = av.AudioResampler(format="flt", layout=layout, rate=rate, frame_size=enc.frame_size)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x), format="fltp", layout=layout)
+        frame.sample_rate, frame.pts = rate, 0
+        packets = [p for chunk in (*to_encoder.resample(frame), *to_encoder.resample(None)) for p in enc.encode(chunk)]
+        packets += enc.encode(None)
+    except av.error.FFmpegError as exc:
+        raise CodecError(f"opus_loss: libopus at {kbps:g} kbps, {rate} Hz, {layout}: {exc}") from None
+    return [bytes(p) for p in packets], enc.frame_size
+
+
+def _opus_decode(packets: list[bytes], lost: np.ndarray, frame: int, rate: int, channels: int, fec: bool) -> np.ndarray:
+    """libopus decoding; a lost packet is concealed (or recovered from the next one's FEC)."""
+    import ctypes
+
+    lib = _libopus()
+    err = ctypes.c_int(0)
+    dec = lib.opus_decoder_create(rate, channels, ctypes.byref(err))
+    if err.value != 0 or not dec:
+        raise CodecError(f"opus_loss: opus_decoder_create failed with libopus error {err.value}")
+    pcm = (ctypes.c_float * (frame * channels))()
+    out = []
+    try:
+        for i, data in enumerate(packets):
+            if not lost[i]:
+                n = lib.opus_decode_float(dec, data, len(data), pcm, frame, 0)
+            elif fec and i + 1 < len(packets) and not lost[i + 1]:
+                n = lib.opus_decode_float(dec, packets[i + 1], len(packets[i + 1]), pcm, frame, 1)
+            else:
+                n = lib.opus_decode_float(dec, None, 0, pcm, frame, 0)
+            if n < 0:
+                raise CodecError(f"opus_loss: libopus could not decode packet {i} (error {n})")
+            out.append(np.ctypeslib.as_array(pcm)[: n * channels].reshape(n, channels).T.copy())
+    finally:
+        lib.opus_decoder_destroy(dec)
+    return np.concatenate(out, axis=1)
+
+
+def _opus_round_trip(x: np.ndarray, rate: int, kbps: float, opts: Options, lost: np.ndarray | None) -> np.ndarray:
+    packets, frame = _opus_packets(x, rate, kbps, opts)
+    mask = np.zeros(len(packets), dtype=bool) if lost is None else np.resize(lost, len(packets))
+    fec = dict(opts).get("fec") == "1"
+    return _opus_decode(packets, mask, frame, rate, x.shape[0], fec)
+
+
+@functools.lru_cache(maxsize=None)
+def _opus_delay(rate: int, kbps: float, opts: Options, channels: int) -> int:
+    return calibrated_delay(lambda probe: _opus_round_trip(probe, rate, kbps, opts, None), rate, channels)
+
+
+def gilbert_losses(rng: np.random.Generator, n: int, rate: float, burst: float) -> np.ndarray:
+    """n packets lost (True) or not by a two-state Gilbert model: `rate` of them lost on
+    average, in runs of `burst` packets on average; at least one lost."""
+    leave = 1.0 / burst  # lost -> received
+    enter = min(1.0, rate * leave / max(1e-9, 1 - rate))  # received -> lost, for a stationary loss rate
+    lost = np.zeros(n, dtype=bool)
+    state = rng.random() < rate
+    for i, u in enumerate(rng.random(n)):
+        lost[i] = state
+        state = (u >= leave) if state else (u < enter)
+    if not lost.any():
+        lost[rng.integers(0, n)] = True
+    return lost
+
+
+@family(
+    "opus_loss", "codec", "Opus with lost packets, concealed by libopus' own PLC (optionally its in-band FEC)",
+    "VoIP and WebRTC calls over lossy networks",
+    {
+        "bitrate_kbps": Param(24.0, 6, 256, doc="sampled 12-64, log-uniform"),
+        "loss_rate": Param(0.1, 0.005, 0.6, doc="fraction of packets lost; sampled 0.02-0.3, log-uniform"),
+        "burst_packets": Param(1.5, 1.0, 10.0, doc="mean run of lost packets; sampled 1-3"),
+        "application": Param("voip", choices=("voip", "audio"), doc="equal chance"),
+        "fec": Param(0, choices=(0, 1), doc="in-band forward error correction; chance 0.3"),
+        "frame_ms": Param(20, choices=OPUS_FRAME_MS, doc="packet length; 10, 20 (chance 0.6) or 40"),
+    },
+    lambda rng: {
+        "bitrate_kbps": float(_kbps_range(rng, 12, 64)), "loss_rate": round(log_uniform(rng, 0.02, 0.3), 3),
+        "burst_packets": round(float(rng.uniform(1, 3)), 2), "application": str(rng.choice(("voip", "audio"))),
+        "fec": int(rng.random() < 0.3), "frame_ms": int(rng.choice(OPUS_FRAME_MS, p=(0.2, 0.6, 0.2))),
+    },
+    kbps=lambda p: p["bitrate_kbps"],
+)
+def _opus_loss(x: np.ndarray, sr: int, p: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
+    rate = codec_sample_rate("opus", 0, sr)
+    opts = {"application": p["application"], "frame_duration": str(p["frame_ms"])}
+    if p["fec"]:
+        opts.update(fec="1", packet_loss=str(max(1, round(100 * p["loss_rate"]))))
+    options: Options = tuple(sorted(opts.items()))
+    z = np.pad(resample(x, sr, rate), ((0, 0), (0, rate // 10)))
+    delay = _opus_delay(rate, p["bitrate_kbps"], options, x.shape[0])
+    frame = rate * p["frame_ms"] // 1000
+    n_packets = -(-(z.shape[1] + delay) // frame) + 1
+    lost = gilbert_losses(rng, n_packets, p["loss_rate"], p["burst_packets"])
+    y = _opus_round_trip(z, rate, p["bitrate_kbps"], options, lost)[:, delay:]
+    return fit_length(resample(fit_length(y, z.shape[1])[:, : z.shape[1] - rate // 10], rate, sr), x.shape[1])
