@@ -74,3 +74,15 @@ def test_dataset_carries_teacher_labels_into_the_loss(dataset):
     loss, parts = deepaq_loss(emb, batch["visqol"], batch["bitrate"], teachers=teachers, bitrate_weight=0.0)
     loss.backward()
     assert parts["loss_mms_2f"] > 0 and emb.grad.abs().sum() > 0
+
+
+def test_two_dataset_folders_share_their_clips(dataset, tmp_path):
+    import shutil
+
+    second = tmp_path / "second"
+    shutil.copytree(dataset, second)
+    one = ManifestDataset(dataset, "train", 48000, 2.0)
+    both = ManifestDataset([dataset, second], "train", 48000, 2.0)
+    assert sum(both.is_clean) == sum(one.is_clean)  # the clean items are not doubled
+    assert len(both) == 2 * len(one) - sum(one.is_clean)
+    assert both[len(both) - 1]["waveform"].shape == one[len(one) - 1]["waveform"].shape

@@ -62,7 +62,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "window_overlap": 0.5,  # overlap of the scoring windows, stored with the model (Scorer's default)
     },
     "data": {
-        "root": "",
+        "root": "",  # a dataset folder, or a list of folders built from the same corpus (their clips are shared)
         "train_split": "train",
         "validation_split": "validation",
         "window_seconds": 5.0,

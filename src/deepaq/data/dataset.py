@@ -24,7 +24,7 @@ import hashlib
 import math
 import random
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -34,20 +34,35 @@ from deepaq.errors import AudioError, ConfigError
 
 
 class ManifestDataset(Dataset):
-    """Items of one split of a dataset folder (manifest.parquet + FLACs)."""
+    """Items of one split of one or more dataset folders (manifest.parquet + FLACs).
 
-    def __init__(self, root: str | Path, split: str | None, sample_rate: int,
+    Several folders built from the same clean corpus with the same clip settings (e.g. a
+    codec grid and a later set of other degradations) share their clips: a clip's clean item
+    is taken from the first folder that has it, and the degraded items of all folders rank
+    against it.
+    """
+
+    def __init__(self, root: str | Path | Sequence[str | Path], split: str | None, sample_rate: int,
                  window_seconds: float | None = None, random_crop: bool = False, seed: int = 0,
                  teachers: tuple[str, ...] = ()):
+        import pandas as pd
+
         from deepaq.data.manifest import read_manifest
         from deepaq.data.teachers import read_teacher_labels
 
-        self.root = Path(root)
-        frame = read_manifest(self.root)
+        roots = [Path(root)] if isinstance(root, (str, Path)) else [Path(r) for r in root]
+        self.root = roots[0]
+        frames, labels = [], {}
+        for folder in roots:
+            frame = read_manifest(folder)
+            frames.append(frame.assign(folder=str(folder)))
+            labels.update(read_teacher_labels(folder))
+        frame = pd.concat(frames, ignore_index=True)
+        frame = frame[(frame["codec"] != "clean") | ~frame.duplicated("item_id")]  # one clean item per clip
         if split is not None:
             frame = frame[frame["split"] == split]
         if frame.empty:
-            raise ConfigError(f"{self.root}: no items in split {split!r}")
+            raise ConfigError(f"{', '.join(map(str, roots))}: no items in split {split!r}")
         self.items = frame.reset_index(drop=True)
         self.sample_rate = sample_rate
         self.window = None if window_seconds is None else int(round(window_seconds * sample_rate))
@@ -57,7 +72,6 @@ class ManifestDataset(Dataset):
         self.clip_ids: list[str] = self.items["clip_id"].astype(str).tolist()
         self.is_clean: list[bool] = (self.items["codec"] == "clean").tolist()
         self.codecs: list[str] = self.items["codec"].astype(str).tolist()
-        labels = read_teacher_labels(self.root)
         ids = self.items["item_id"].astype(str)
         self.teachers = tuple(teachers)
         self.teacher_labels = np.array([[labels.get(i, {}).get(t, math.nan) for t in self.teachers] for i in ids],
@@ -100,7 +114,7 @@ class ManifestDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         row = self.items.iloc[index]
-        x = self._read(self.root / row["path"])
+        x = self._read(Path(row["folder"]) / row["path"])
         length = len(x) if self.window is None else min(len(x), self.window)
         return {
             "waveform": torch.from_numpy(np.ascontiguousarray(self._crop(x, str(row["clip_id"])))),
