@@ -29,13 +29,14 @@ $(CORE_STAMP): pyproject.toml
 	$(CORE)/bin/python -m pip install -q -e ".[dev]"
 	touch $(CORE_STAMP)
 
-# fluidsynth and espeak-ng render the training corpus (deepaq build-corpus); as root they are
-# installed from Debian, otherwise the tests that need them skip and say so.
+# fluidsynth and espeak-ng render the training corpus (deepaq build-corpus), chromium opens the
+# HTML reports in the browser tests; as root they are installed from Debian, otherwise the tests
+# that need them skip and say so.
 $(SYSDEPS): | $(STAMP)
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends fluidsynth espeak-ng >/dev/null) \
-	    || echo "warning: could not install fluidsynth/espeak-ng; corpus tests will skip"; \
-	else echo "note: install fluidsynth and espeak-ng for the corpus tests (they skip without them)"; fi
+	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends fluidsynth espeak-ng chromium >/dev/null) \
+	    || echo "warning: could not install fluidsynth/espeak-ng/chromium; corpus and browser tests will skip"; \
+	else echo "note: install fluidsynth, espeak-ng and chromium for the corpus and browser tests (they skip without them)"; fi
 	touch $(SYSDEPS)
 
 demo: $(STAMP)
