@@ -250,3 +250,28 @@ def test_build_data_with_sampled_degradations(tmp_path):
         BuildConfig(degradations=("echo",)).check()
     with pytest.raises(ConfigError, match="unknown degradation family"):
         BuildConfig(degradations=("gsm",), per_clip=1).check()
+
+
+def test_degrade_command_with_a_family(tmp_path):
+    import subprocess
+    import sys
+
+    from deepaq.audio import read_audio
+
+    src = tmp_path / "in put.wav"
+    sf.write(src, _music(1.0, 2).T, SR)
+    deepaq = lambda *a: subprocess.run([sys.executable, "-m", "deepaq", "degrade", str(src), *a],  # noqa: E731
+                                       capture_output=True, text=True, timeout=120)
+    result = deepaq("--family", "g726", "--param", "bits=3", "-o", str(tmp_path / "g726.flac"))
+    assert result.returncode == 0, result.stderr
+    assert 'g726 {"bits": 3}' in result.stdout
+    x, _ = read_audio(src)
+    y, sr = read_audio(tmp_path / "g726.flac")
+    assert sr == SR and y.shape == x.shape and np.abs(y - x).max() > 1e-3
+    drawn = deepaq("--family", "echo", "--seed", "4", "-o", str(tmp_path / "echo.wav"))
+    assert drawn.returncode == 0 and "delay_ms" in drawn.stdout
+    for args, message in ((("--family", "gsm"), "unknown degradation family 'gsm'"),
+                          (("--family", "g726", "--param", "bits=9"), "g726: parameter bits=9 must lie between 2 and 5"),
+                          (("--codec", "mp3", "--bitrate", "64", "--param", "bits=3"), "--param belongs to --family")):
+        bad = deepaq(*args, "-o", str(tmp_path / "bad.wav"))
+        assert bad.returncode == 1 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
