@@ -84,3 +84,14 @@ def test_peaq_2f_on_a_real_listening_test_end_to_end(tmp_path, capsys):
     assert 0.7 < raw["srcc"]["value"] < 0.9 and raw["srcc"]["low"] < raw["srcc"]["value"] < raw["srcc"]["high"]
     assert all(math.isfinite(r["pcc"]["value"]) for r in results["agreement"] if r["level"] == "stimulus")
     assert_page_loads(out / "report.html", tmp_path / "icpr_report.png", images=2, players=16)
+
+
+def test_demo_page_plays_every_version(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert cli_main(["demo", "--out", str(out), "--codecs", "lowpass"]) == 0
+    page = (out / "demo.html").read_text()
+    assert "deepaq demo --out" in page and "lowpass 3.5 kHz" in page
+    versions = sorted((out / "versions").glob("*.flac"))
+    assert len(versions) == 3 and all(f'src="versions/{p.name}"' in page for p in versions)
+    result = assert_page_loads(out / "demo.html", tmp_path / "demo.png", images=1, players=3)
+    assert {a["src"] for a in result["audio"]} == {f"versions/{p.name}" for p in versions}

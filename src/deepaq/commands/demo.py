@@ -5,7 +5,8 @@ of your own is coded with Opus, MP3, AAC, MP2 and AC-3 at several bitrates and l
 at 3.5 and 7 kHz. Each version is delayed by a known offset before scoring, so the table
 also shows that alignment recovers it. Every version is scored against the original with
 the default model (lower distance = better quality), printed sorted by quality, written to
-results.csv and plotted (distance against bitrate per codec).
+results.csv, plotted (distance against bitrate per codec) and put on demo.html with a player
+for every version.
 
 Without a loadable model the demo still runs and reports what it can without one: the
 delay that alignment found, the SNR after alignment and the bandwidth of each version.
@@ -98,12 +99,20 @@ def run(args: argparse.Namespace) -> int:
     _write_csv(out / "results.csv", rows)
     _print_table(rows, scorer, why)
     import importlib.util
+    import shlex
 
+    from deepaq.pages import demo_page
+
+    model = None if scorer is None else f"{scorer.model_id} {scorer.model_version}"
+    command = shlex.join(["deepaq", *getattr(args, "argv", ["demo"])])
     if importlib.util.find_spec("matplotlib") is None:
-        print(f"\nversions and results.csv are in {out} (for the plot: pip install 'deepaq[plots]')")
+        page = demo_page(out / "demo.html", rows, None, args.audio, model, why, command)
+        print(f"\nversions, results.csv and {page.name} are in {out} (for the plot: pip install 'deepaq[plots]')")
         return 0
     plot = _plot(rows, out / "demo.png", args.audio.name)
-    print(f"\nversions, results.csv and the plot are in {out} ({plot.name})")
+    page = demo_page(out / "demo.html", rows, plot, args.audio, model, why, command)
+    print(f"\nversions, results.csv, the plot ({plot.name}) and a page to listen to every version "
+          f"({page.name}) are in {out}")
     return 0
 
 
