@@ -95,3 +95,22 @@ def test_demo_page_plays_every_version(tmp_path, capsys):
     assert len(versions) == 3 and all(f'src="versions/{p.name}"' in page for p in versions)
     result = assert_page_loads(out / "demo.html", tmp_path / "demo.png", images=1, players=3)
     assert {a["src"] for a in result["audio"]} == {f"versions/{p.name}" for p in versions}
+
+
+def test_score_html_page_for_one_pair(tmp_path, capsys):
+    from conftest import save_tiny_model
+
+    model = save_tiny_model(tmp_path / "model")
+    ref, deg = DATA / "visqol" / "sopr48_stereo.flac", DATA / "visqol" / "sopr48_stereo_256kbps_aac.flac"
+    page = tmp_path / "pages" / "pair.html"
+    assert cli_main(["score", str(ref), str(deg), "--model", str(model), "--no-cache", "--html", str(page)]) == 0
+    text = page.read_text()
+    assert "Quality over time" in text and "tiny-test" in text and "22 windows" in text  # 1 s windows, 0.5 s hop
+    assert (tmp_path / "pages" / "pair.png").is_file()
+    result = assert_page_loads(page, tmp_path / "pair_page.png", images=1, players=2)
+    assert [a["src"] for a in result["audio"]][0].startswith("../../")  # relative links to the inputs
+    assert result["audio"][0]["duration"] == pytest.approx(11.04, abs=0.01)
+    # a page is for one pair
+    assert cli_main(["score", "--ref-dir", str(DATA / "visqol"), "--deg-dir", str(DATA / "visqol"),
+                     "--model", str(model), "--no-cache", "--html", str(page)]) == 1
+    assert "--html makes a page for one pair" in capsys.readouterr().err

@@ -14,7 +14,8 @@ EXAMPLE = """deepaq score ref.wav "coded copy.mp3"
   deepaq score --pairs /shared/pairs.csv --out /shared/scores.csv --engine ray --ray-address head:6379
   deepaq score --ref-dir clean/ --deg-dir coded/ --out scores.jsonl --windows win.csv
   deepaq score --nmr-bank bank.safetensors coded/ --out nmr.csv --nmr-matrix matrix.csv
-  deepaq score ref.wav deg.wav --mapping map.json --windows win.csv --plot quality.png"""
+  deepaq score ref.wav deg.wav --mapping map.json --windows win.csv --plot quality.png
+  deepaq score ref.wav deg.wav --html pair.html      # listen to both, quality over time"""
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,6 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                        "(default: the model's own mapping.json if it ships one)")
     out.add_argument("--windows", type=Path, metavar="CSV", help="also write per-window scores (.csv or .jsonl)")
     out.add_argument("--plot", type=Path, metavar="PNG", help="plot quality over time (one PNG per item)")
+    out.add_argument("--html", type=Path, metavar="PAGE",
+                     help="one pair: an HTML page with both signals to play, the score, the windows and the "
+                          "quality-over-time plot (PAGE.png beside it unless --plot names one)")
     out.add_argument("--nmr-matrix", type=Path, metavar="CSV", help="NMR: distance of every item to every reference")
     parser.add_argument("--max-delay", type=float, default=1.0, help="largest delay searched, in s (default: 1)")
     parser.add_argument("--processes", type=int, default=0,
@@ -135,6 +139,10 @@ def run(args: argparse.Namespace) -> int:
     from deepaq.scoring.timeline import WINDOW_COLUMNS, plot_path, plot_timeline, window_rows
 
     jobs = _jobs(args)
+    if args.html is not None and len(jobs) != 1:
+        from deepaq.errors import ConfigError
+
+        raise ConfigError(f"--html makes a page for one pair; the input has {len(jobs)} items")
     if args.plot is not None:  # say so now, not after the first item
         from deepaq.errors import require
 
@@ -181,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
                     matrix.write({"id": job.id, **outcome.reference_distances})
                 if args.plot is not None:
                     plot_timeline(outcome, plot_path(args.plot, job.id, len(jobs) > 1), f"{job.id} ({outcome.mode})")
+                if args.html is not None:
+                    _page(args, job, outcome)
             else:
                 errors.append(f"{job.id}: {outcome}")
                 bar.write(f"error [{job.id}]: {outcome}", file=sys.stderr)
@@ -202,3 +212,18 @@ def run(args: argparse.Namespace) -> int:
     if fmt != "text" or errors or skipped:  # the text block already says it all
         print(summary + (f" (model {scorer.model_id} {scorer.model_version})"), file=sys.stderr)
     return 1 if errors else 0
+
+
+def _page(args: argparse.Namespace, job, outcome) -> None:
+    """--html: the pair's page, with the quality-over-time plot (when matplotlib is installed)."""
+    import importlib.util
+    import shlex
+
+    from deepaq.pages import pair_page
+    from deepaq.scoring.timeline import plot_timeline
+
+    plot = args.plot
+    if plot is None and importlib.util.find_spec("matplotlib") is not None:
+        plot = plot_timeline(outcome, args.html.with_suffix(".png"), f"{job.id} ({outcome.mode})")
+    command = shlex.join(["deepaq", *getattr(args, "argv", ["score"])])
+    pair_page(args.html, job.id, outcome, job.reference, job.degraded, plot, command)
