@@ -51,7 +51,7 @@ def test_training_learns_and_checkpoints_reproduce(data, tmp_path):
     from deepaq.data.dataset import ManifestDataset, collate
     from deepaq.models import load_model
 
-    state = train(_config(data), tmp_path / "run")
+    state = train(_config(data, quality_scale="visqol"), tmp_path / "run")
     assert state["epoch"] == 6 and state["step"] == 24  # 8 clips x 5 degraded / 5 per group / 2 per batch
     losses = [float(r["loss"]) for r in _rows(tmp_path / "run" / "train_log.csv")]
     assert sum(losses[-8:]) / 8 < sum(losses[:4]) / 4 - 0.05
@@ -64,10 +64,17 @@ def test_training_learns_and_checkpoints_reproduce(data, tmp_path):
     model = load_model(tmp_path / "run" / "checkpoints" / "best")
     assert model.info["window_seconds"] == 0.5 and model.info["window_overlap"] == 0.5 and model.finetune == "full"
     val = ManifestDataset(data, "validation", model.sample_rate, 0.5)
-    metrics = validate(model, DataLoader(val, batch_size=24, collate_fn=collate), torch.device("cpu"),
-                       torch.autograd.grad_mode.no_grad)
+    metrics, records = validate(model, DataLoader(val, batch_size=24, collate_fn=collate), torch.device("cpu"),
+                                torch.autograd.grad_mode.no_grad)
     assert metrics["overall"][0] == pytest.approx(state["best"], abs=1e-9)
     assert {"lowpass", "opus"} <= set(metrics)
+    # the quality mapping shipped beside the best weights: fitted on these records, decreasing in distance
+    from deepaq.mapping import Mapping
+
+    mapping = Mapping.load(tmp_path / "run" / "checkpoints" / "best" / "mapping.json")
+    distances = sorted(r["distance"] for r in records)
+    assert mapping(distances[0]) > mapping(distances[-1])
+    assert min(r["visqol"] for r in records) - 0.5 < mapping(distances[-1]) < mapping(distances[0]) < 5.5
 
 
 def test_resume_continues_exactly(data, tmp_path):

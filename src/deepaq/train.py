@@ -99,6 +99,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # validation measure that picks the best checkpoint: overall (vs ViSQOL) | bitrate | a teacher's
         # name (Spearman vs that label over all clips) | teachers (the mean over the teachers)
         "select": "overall",
+        # a teacher label (e.g. "mms_2f", 0-100) the distance is mapped onto for `quality`: a monotone
+        # MLP fitted on the validation items, saved as mapping.json beside the best weights; "" = none
+        "quality_scale": "",
         "seed": 0,
         "out": "runs/deepaq-mert",
     },
@@ -140,6 +143,8 @@ def merge_config(raw: dict, source: str = "<config>") -> dict[str, dict[str, Any
         raise ConfigError(f"{source}: [loss] teachers must map label names to weights, e.g. {{mms_2f = 1.0}}")
     if config["loss"]["bitrate_groups"] not in ("none", "codec"):
         raise ConfigError(f"{source}: [loss] bitrate_groups must be none or codec")
+    if config["train"]["quality_scale"] not in ("", "visqol", *teachers):
+        raise ConfigError(f"{source}: [train] quality_scale must be '', visqol or one of the teachers {sorted(teachers)}")
     if config["train"]["select"] not in ("overall", "bitrate", "teachers", *teachers):
         raise ConfigError(f"{source}: [train] select must be overall (Spearman vs ViSQOL), bitrate (within clip), "
                           f"teachers or one of the teachers {sorted(teachers)}")
@@ -336,8 +341,9 @@ def validation_metrics(records: list[dict], teachers: tuple[str, ...] = ()) -> d
 
 @torch.no_grad()
 def validate(model, loader, device: torch.device, autocast, teachers: tuple[str, ...] = ()
-             ) -> dict[str, tuple[float, int]]:
-    """Embed every validation item and score distances to each clip's clean item."""
+             ) -> tuple[dict[str, tuple[float, int]], list[dict]]:
+    """Embed every validation item and score distances to each clip's clean item: the
+    measures of `validation_metrics` and the records (labels and distance per item)."""
     from tqdm import tqdm
 
     model.eval()
@@ -354,7 +360,15 @@ def validate(model, loader, device: torch.device, autocast, teachers: tuple[str,
     records = [{**r, "distance": float(torch.linalg.vector_norm(r["embedding"] - clean[r["clip_id"]]))}
                for r in items if r["clip_id"] in clean]
     model.train()
-    return validation_metrics(records, teachers)
+    return validation_metrics(records, teachers), records
+
+
+def fit_quality_mapping(records: list[dict], label: str):
+    """The monotone MLP from distance to `label` over the validation items that carry it."""
+    from deepaq.mapping import fit_mapping
+
+    rows = [r for r in records if math.isfinite(r[label])]
+    return fit_mapping([r["distance"] for r in rows], [r[label] for r in rows], "mlp")
 
 
 def _describe(metrics: dict[str, tuple[float, int]], teachers: tuple[str, ...] = ()) -> str:
@@ -481,7 +495,7 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
               f"{dist.world_size} process(es) on {dist.device}, {'bf16' if bf16 else 'fp32'}")
     logs = Logs(out, dist.main)
     if t["validate_at_start"] and state["step"] == 0 and dist.main:
-        metrics = validate(model, val_loader, dist.device, autocast, tuple(config["loss"]["teachers"]))
+        metrics, _ = validate(model, val_loader, dist.device, autocast, tuple(config["loss"]["teachers"]))
         logs.validation(-1, 0, metrics)
         print(f"untrained: validation {_describe(metrics, tuple(config['loss']['teachers']))}")
     accum, loss_cfg = o["grad_accum"], config["loss"]
@@ -534,7 +548,7 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
         bar.close()
         if state["batch_in_epoch"] < len(sampler):
             break  # stopped inside the epoch at max_steps: the checkpoint above records where
-        metrics = validate(model, val_loader, dist.device, autocast, tuple(teachers)) if dist.main else {}
+        metrics, records = validate(model, val_loader, dist.device, autocast, tuple(teachers)) if dist.main else ({}, [])
         chosen = dist.broadcast(metrics.get(t["select"], (math.nan, 0))[0] if dist.main else 0.0)
         scheduler.step(chosen if not math.isnan(chosen) else -math.inf)
         improved = not math.isnan(chosen) and chosen > state["best"]
@@ -549,6 +563,8 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
             save_checkpoint(out / "checkpoints" / "last", model, optimizer, scheduler, state, config)
             if improved:
                 save_checkpoint(out / "checkpoints" / "best", model, optimizer, scheduler, state, config)
+                if t["quality_scale"]:
+                    fit_quality_mapping(records, t["quality_scale"]).save(out / "checkpoints" / "best" / "mapping.json")
         dist.barrier()
         patience = o["early_stopping_patience"]
         if patience and state["bad_epochs"] >= patience:
