@@ -86,3 +86,17 @@ def test_two_dataset_folders_share_their_clips(dataset, tmp_path):
     assert sum(both.is_clean) == sum(one.is_clean)  # the clean items are not doubled
     assert len(both) == 2 * len(one) - sum(one.is_clean)
     assert both[len(both) - 1]["waveform"].shape == one[len(one) - 1]["waveform"].shape
+
+
+def test_labels_from_the_build_journal_before_the_manifest_exists(dataset, tmp_path):
+    import shutil
+
+    building = tmp_path / "building"
+    shutil.copytree(dataset, building)
+    (building / "manifest.parquet").unlink()
+    (building / "teacher-peaq.csv").unlink(missing_ok=True)
+    journal = building / ".deepaq-build" / "journal.jsonl"
+    journal.write_text(journal.read_text() + '{"kind": "clip", "rows": [')  # a record still being written
+    assert label_dataset(building, "peaq", workers=0) == (6, 0)
+    label_dataset(dataset, "peaq", workers=0)
+    assert read_teacher_labels(building).keys() == read_teacher_labels(dataset).keys()

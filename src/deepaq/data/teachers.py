@@ -16,6 +16,7 @@ order of clips, so a run stopped part-way leaves whole clips labelled, spread ov
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 from pathlib import Path
@@ -78,21 +79,19 @@ def label_dataset(root: str | Path, teacher: str, *, workers: int = 1, engine: E
     local processes); returns (scored now, errors now). `limit` stops after that many items."""
     import warnings
 
-    from deepaq.data.manifest import read_manifest
-
     if teacher not in TEACHERS:
         raise ConfigError(f"unknown teacher {teacher!r}; choose from {', '.join(TEACHERS)}")
     root = Path(root)
-    frame = read_manifest(root)
-    clean = {r.clip_id: r.path for r in frame.itertuples() if r.codec == "clean"}
+    items = dataset_items(root)
+    clean = {r["clip_id"]: r["path"] for r in items if r["codec"] == "clean"}
     path = teacher_file(root, teacher)
     columns = _columns(teacher)
     done = {r["item_id"] for r in _read(path, columns) if not r["error"]}
     clips = sorted(clean)
     rank = {clip: k for k, clip in enumerate(np.random.default_rng(0).permutation(clips))}
-    rows = sorted((r for r in frame.itertuples() if r.item_id not in done and r.clip_id in clean),
-                  key=lambda r: (rank[r.clip_id], r.item_id))
-    todo = [(teacher, str(root), r.item_id, clean[r.clip_id], r.path) for r in rows]
+    rows = sorted((r for r in items if r["item_id"] not in done and r["clip_id"] in clean),
+                  key=lambda r: (rank[r["clip_id"]], r["item_id"]))
+    todo = [(teacher, str(root), r["item_id"], clean[r["clip_id"]], r["path"]) for r in rows]
     todo = todo[:limit] if limit else todo
     errors = 0
     new_file = not path.exists()
@@ -108,6 +107,31 @@ def label_dataset(root: str | Path, teacher: str, *, workers: int = 1, engine: E
             os.fsync(f.fileno())
             errors += bool(row["error"])
     return len(todo), errors
+
+
+def dataset_items(root: Path) -> list[dict[str, str]]:
+    """item_id, clip_id, codec and path of every item: from the manifest, or, while the dataset
+    is still being built, from the clips its build journal lists as finished (so labelling can
+    run beside the build; the journal is only read, never repaired, as its writer may be busy)."""
+    from deepaq.data.build import STATE_DIR
+    from deepaq.data.manifest import read_manifest
+
+    keys = ("item_id", "clip_id", "codec", "path")
+    if (root / "manifest.parquet").exists():
+        frame = read_manifest(root)
+        return [dict(zip(keys, row)) for row in frame[list(keys)].astype(str).itertuples(index=False)]
+    journal = root / STATE_DIR / "journal.jsonl"
+    if not journal.exists():
+        raise ConfigError(f"{root}: neither manifest.parquet nor a build journal: not a build-data folder")
+    items = []
+    with open(journal, encoding="utf-8") as f:
+        for line in f:
+            if not line.endswith("\n"):
+                break  # a record still being written
+            record = json.loads(line)
+            if record.get("kind") == "clip":
+                items += [{k: str(row[k]) for k in keys} for row in record["rows"]]
+    return items
 
 
 def read_teacher_labels(root: str | Path) -> dict[str, dict[str, float]]:
