@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="deepaq.degradations families to sample conditions from (all: every training family; docs/data.md)")
     parser.add_argument("--per-clip", type=int, default=d.per_clip, metavar="N",
                         help="sampled degradation conditions per clip, besides the codec grid (--codecs '' for none)")
+    parser.add_argument("--interferers", type=Path, action="append", default=[], metavar="DIR",
+                        help="a folder of audio to draw babble talkers and separation interferers from "
+                             "(repeat for more; default: speech-shaped noise and pink noise)")
     parser.add_argument("--split", type=_floats, default=d.split_ratios, metavar="TRAIN,VAL,TEST", help="split ratios by source file (default 0.8,0.1,0.1)")
     parser.add_argument("--seed", type=int, default=d.seed, help="seed of the train/validation/test split (default 0)")
     parser.add_argument("--mono", action="store_true", help="downmix to mono before coding (default: code and store stereo sources as stereo)")
@@ -70,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         lowpass_hz=args.lowpass,
         degradations=_families(args.degradations),
         per_clip=args.per_clip,
+        interferers=tuple(map(str, args.interferers)),
         split_ratios=args.split,
         seed=args.seed,
         mono=args.mono,

@@ -18,6 +18,7 @@ stay stereo, as in the paper's CD-quality corpus; `mono=True` downmixes before c
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import math
@@ -77,12 +78,13 @@ class BuildConfig:
     max_silent_fraction: float = 0.2  # clips with more silent frames than this are skipped
     degradations: tuple[str, ...] = ()  # families of deepaq.degradations to sample conditions from
     per_clip: int = 0  # sampled degradation conditions per clip, besides the grid
+    interferers: tuple[str, ...] = ()  # folders of audio: babble talkers and separation interferers
     inputs: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         # one spelling per setting (16 and 16.0 are the same bitrate), so resume checks compare equal
         for name, kind in (("codecs", str), ("bitrates", float), ("lowpass_hz", float), ("split_ratios", float),
-                           ("degradations", str), ("inputs", str)):
+                           ("degradations", str), ("interferers", str), ("inputs", str)):
             object.__setattr__(self, name, tuple(kind(v) for v in getattr(self, name)))
         object.__setattr__(self, "clip_seconds", float(self.clip_seconds))
 
@@ -93,12 +95,17 @@ class BuildConfig:
         items += [Condition(f"lowpass_{hz:g}", "lowpass", math.nan, float(hz)) for hz in self.lowpass_hz]
         return items
 
-    def clip_conditions(self, clip_id: str) -> list[Condition]:
-        """The grid, then `per_clip` degradations planned for this clip (deterministic from its id and the seed)."""
+    def clip_conditions(self, clip_id: str, own_file: str = "") -> list[Condition]:
+        """The grid, then `per_clip` degradations planned for this clip (deterministic from its id
+        and the seed). With `interferers`, babble talkers and separation interferers are files
+        drawn from those folders (never the clip's own file)."""
         from deepaq import degradations
 
         items = self.conditions()
         for suffix, name, params in degradations.plan_conditions(clip_id, self.per_clip, self.degradations, self.seed):
+            if self.interferers and name in ("noise_babble", "separation"):
+                rng = np.random.default_rng([degradations.condition_seed(clip_id, suffix, self.seed), 1])
+                params = {**params, **_interferer_params(self.interferers, name, params, rng, own_file)}
             kbps = degradations.get(name).bitrate_kbps(params)
             items.append(Condition(suffix, name, kbps, params=json.dumps(params, sort_keys=True)))
         return items
@@ -136,6 +143,35 @@ class BuildConfig:
             from deepaq.degradations import resolve_families
 
             resolve_families(self.degradations)
+        for folder in self.interferers:
+            if not _audio_files((folder,)):
+                raise ConfigError(f"{folder}: no audio files to draw babble talkers and interferers from")
+
+
+def _audio_files_under(root: Path) -> list[Path]:
+    """Audio files under root, skipping hidden files and folders."""
+    return [
+        p for p in root.rglob("*")
+        if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    ]
+
+
+@functools.lru_cache(maxsize=8)
+def _audio_files(folders: tuple[str, ...]) -> list[str]:
+    """Every audio file under the folders, sorted (listed once per process)."""
+    return sorted(str(p) for folder in folders if Path(folder).is_dir() for p in _audio_files_under(Path(folder)))
+
+
+def _interferer_params(folders: tuple[str, ...], family: str, params: dict[str, Any], rng: np.random.Generator,
+                       own_file: str) -> dict[str, Any]:
+    files = [f for f in _audio_files(folders) if f != own_file]
+    if not files:
+        return {}
+    if family == "noise_babble":
+        picks = rng.choice(len(files), size=min(int(params["talkers"]), len(files)), replace=False)
+        return {"babble_sources": [files[i] for i in sorted(picks)]}
+    return {"interferer": files[int(rng.integers(len(files)))]}
 
 
 @dataclass(frozen=True)
@@ -168,11 +204,7 @@ def find_sources(inputs: list[Path], config: BuildConfig) -> list[Source]:
     for root in inputs:
         if not root.is_dir():
             raise ConfigError(f"{root}: not a folder of clean audio")
-        files = [
-            p for p in root.rglob("*")
-            if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
-            and not any(part.startswith(".") for part in p.relative_to(root).parts)
-        ]
+        files = _audio_files_under(root)
         found += [(str(root), p.relative_to(root).as_posix()) for p in files]
     names = [root.name for root in inputs]
     if len(set(names)) != len(names):
@@ -290,7 +322,7 @@ def build_clip(task: ClipTask) -> dict[str, Any]:
         "codec_versions": json.dumps(codec_versions(), sort_keys=True),
         "visqol_version": scorer.version if scorer else "",
     }
-    for cond in config.clip_conditions(task.clip_id):
+    for cond in config.clip_conditions(task.clip_id, str(Path(source.root) / source.rel)):
         path = folder / f"{cond.suffix}.flac"
         stage = "code"
         try:
@@ -363,7 +395,8 @@ def build_dataset(
     Sources and clips run on `engine` (default: `workers` local processes; on Ray every node
     must see the input and dataset folders at the same paths: workers write the audio)."""
     inputs = [Path(p).resolve() for p in inputs]
-    config = BuildConfig(**{**asdict(config), "inputs": tuple(map(str, inputs))})
+    interferers = tuple(str(Path(p).resolve()) for p in config.interferers)
+    config = BuildConfig(**{**asdict(config), "inputs": tuple(map(str, inputs)), "interferers": interferers})
     config.check()
     sources = find_sources(inputs, config)
     dataset = Path(dataset).resolve()
@@ -386,7 +419,7 @@ def build_dataset(
         clip_samples = int(round(config.clip_seconds * SAMPLE_RATE))
         tasks = list(_clip_tasks(sources, scanned, clip_samples, str(dataset), config))
         todo = [t for t in tasks if t.clip_id not in built]
-        per_clip = len(config.conditions())
+        per_clip = len(config.conditions()) + config.per_clip
         for _, record in run.map(build_clip, todo, desc="build", unit="item", total=len(todo) * per_clip,
                                  weight=lambda r: per_clip, chunk_size=1):
             journal.append(record)

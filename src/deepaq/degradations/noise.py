@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import signal
 
-from deepaq.degradations.registry import Param, family, rms
+from deepaq.degradations.registry import Param, family, looped, rms, signal_param
 from deepaq.errors import ConfigError
 
 SNR = Param(20.0, -20.0, 80.0, doc="dB; sampled uniform 0-40")
@@ -45,20 +45,9 @@ def speech_shaped(rng: np.random.Generator, n: int, sample_rate: int) -> np.ndar
 
 
 def _talker(source: Any, sample_rate: int, n: int, rng: np.random.Generator) -> np.ndarray:
-    """n samples of one babble source (path or array), looped, from a random offset."""
-    if isinstance(source, (str, Path)):
-        from deepaq.audio import load_audio
-
-        x, _ = load_audio(source, sample_rate=sample_rate, mono=True)
-        x = x[0]
-    else:
-        x = np.asarray(source, dtype=np.float32)
-        x = x.mean(axis=0) if x.ndim == 2 else x
-    if x.ndim != 1 or x.size == 0 or not np.isfinite(x).all() or rms(x) == 0:
-        raise ConfigError("noise_babble: parameter babble_sources holds an empty, silent or non-finite signal")
-    reps = int(np.ceil((n + x.size) / x.size))
-    start = int(rng.integers(0, x.size))
-    return np.tile(x, reps)[start : start + n] / rms(x)
+    """n samples of one babble source (path or array), mono, looped, from a random offset, at unit RMS."""
+    x = signal_param(source, sample_rate, "noise_babble: parameter babble_sources").mean(axis=0, keepdims=True)
+    return looped(x, n, rng)[0] / rms(x)
 
 
 @family(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -139,3 +140,32 @@ def log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
 
 def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+
+def signal_param(source: Any, sample_rate: int, where: str) -> np.ndarray:
+    """A parameter that is a signal: a path (read and resampled to `sample_rate`) or an array
+    at that rate, as [channels, samples]; ConfigError (naming `where`) if empty, silent or bad."""
+    if isinstance(source, (str, Path)):
+        import warnings
+
+        from deepaq.audio import load_audio
+
+        with warnings.catch_warnings():  # 44.1 kHz speech brought to 48 kHz on purpose
+            warnings.filterwarnings("ignore", message=".*upsampling from")
+            x, _ = load_audio(source, sample_rate=sample_rate, mono=False)
+    else:
+        try:
+            x = np.asarray(source, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be a path or an array of samples") from None
+        x = x[None, :] if x.ndim == 1 else x
+    if x.ndim != 2 or x.shape[1] == 0 or not np.isfinite(x).all() or rms(x) == 0:
+        raise ConfigError(f"{where} must be a path or a [channels, samples] array, not empty, silent or non-finite")
+    return x
+
+
+def looped(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n samples of [channels, samples] x from a random offset, looping around its end."""
+    start = int(rng.integers(0, x.shape[1]))
+    reps = int(np.ceil((n + start) / x.shape[1]))
+    return np.tile(x, (1, reps))[:, start : start + n]

@@ -10,14 +10,14 @@ smoothing over neighbouring bins (`smoothing_bins`) blurs transients and harmoni
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import ndimage
 
 from deepaq.degradations.noise import pink
-from deepaq.degradations.registry import Param, family, log_uniform, rms
+from deepaq.degradations.registry import Param, family, log_uniform, looped, rms, signal_param
+from deepaq.degradations.spectral import istft, stft
 from deepaq.errors import ConfigError
 
 STFT_SECONDS = 2048 / 48000  # about 43 ms windows, 75 % overlap
@@ -25,23 +25,13 @@ STFT_SECONDS = 2048 / 48000  # about 43 ms windows, 75 % overlap
 
 def _interferer(source: Any, x: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
     """The interferer as [channels, samples] like x: a path or array (looped, from a random
-    offset), or pink noise."""
-    channels, n = x.shape
+    offset; a channel count other than x's is downmixed and spread), or pink noise."""
     if source is None:
         return pink(rng, x.shape, sample_rate)
-    if isinstance(source, (str, Path)):
-        from deepaq.audio import load_audio
-
-        s, _ = load_audio(source, sample_rate=sample_rate, mono=False)
-    else:
-        s = np.asarray(source, dtype=np.float32)
-        s = s[None, :] if s.ndim == 1 else s
-    if s.ndim != 2 or s.shape[1] == 0 or not np.isfinite(s).all() or rms(s) == 0:
-        raise ConfigError("separation: parameter interferer must be a path or a [channels, samples] array, not silent")
-    s = s[:channels] if s.shape[0] >= channels else np.repeat(s.mean(axis=0, keepdims=True), channels, axis=0)
-    start = int(rng.integers(0, s.shape[1]))
-    reps = int(np.ceil((n + start) / s.shape[1]))
-    return np.tile(s, (1, reps))[:, start : start + n]
+    s = signal_param(source, sample_rate, "separation: parameter interferer")
+    if s.shape[0] != x.shape[0]:
+        s = np.repeat(s.mean(axis=0, keepdims=True), x.shape[0], axis=0)
+    return looped(s, x.shape[1], rng)
 
 
 @family(
@@ -66,9 +56,8 @@ def _separation(x: np.ndarray, sr: int, p: dict[str, Any], rng: np.random.Genera
         raise ConfigError("separation: the input is silent, so no mixture level follows from mix_snr_db")
     interferer = _interferer(p["interferer"], x, sr, rng)
     interferer = interferer * (rms(x) / rms(interferer) * 10 ** (-p["mix_snr_db"] / 20))
-    nperseg = 2 ** int(round(np.log2(STFT_SECONDS * sr)))
-    stft = lambda z: signal.stft(z, fs=sr, nperseg=nperseg, noverlap=3 * nperseg // 4, axis=-1)[2]  # noqa: E731
-    target, other = stft(x.astype(np.float64)), stft(interferer)
+    n_fft = 2 ** int(round(np.log2(STFT_SECONDS * sr)))
+    target, other = stft(x, n_fft), stft(interferer.astype(np.float32), n_fft)
     power_t, power_o = np.abs(target) ** 2, np.abs(other) ** 2
     mask = power_t / np.maximum(power_t + power_o, 1e-20)
     if p["mask_error_db"] > 0:
@@ -79,5 +68,4 @@ def _separation(x: np.ndarray, sr: int, p: dict[str, Any], rng: np.random.Genera
         size = (1,) * (mask.ndim - 2) + (int(p["smoothing_bins"]) + 1,) * 2
         mask = ndimage.uniform_filter(mask, size=size, mode="nearest")
     mask = np.clip(mask, 10 ** (p["leakage_db"] / 20), 1.0)
-    _, y = signal.istft(mask * (target + other), fs=sr, nperseg=nperseg, noverlap=3 * nperseg // 4, time_axis=-1, freq_axis=-2)
-    return y[:, : x.shape[1]] if y.shape[1] >= x.shape[1] else np.pad(y, ((0, 0), (0, x.shape[1] - y.shape[1])))
+    return istft(mask * (target + other), n_fft, x.shape[1])
