@@ -16,7 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from deepaq.degradations.noise import pink
-from deepaq.degradations.registry import Param, family, log_uniform, looped, rms, signal_param
+from deepaq.degradations.registry import Param, family, looped, rms, signal_param
 from deepaq.degradations.spectral import istft, stft
 from deepaq.errors import ConfigError
 
