@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 FORMATS = ("text", "csv", "jsonl")
-AUTO_PROCESSES_FROM = 8  # items: below this, starting workers costs more than a second core gives (measured)
+# A worker process takes about as long to start as a cold `deepaq score` (~0.6 s here) and
+# then scores a 10 s pair in ~0.06 s: below this many items one process is done first.
+AUTO_PROCESSES_FROM = 32
 HELP = "score degraded audio against its reference (full reference) or clean references of other content (NMR)"
 EXAMPLE = """deepaq score ref.wav "coded copy.mp3"
   deepaq score --pairs pairs.csv --out scores.csv --resume
@@ -86,7 +88,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-delay", type=float, default=1.0, help="largest delay searched, in s (default: 1)")
     parser.add_argument("--processes", type=int, default=0,
                         help="local engine: worker processes for a batch, each with its own model; 0: one per "
-                             f"core for batches of {AUTO_PROCESSES_FROM}+ items, else 1 (default: 0)")
+                             f"idle core (by the load average) for batches of {AUTO_PROCESSES_FROM}+ items, "
+                             "else 1 (default: 0)")
     add_model_arguments(parser)
     from deepaq.engine import add_engine_arguments
 
@@ -124,8 +127,12 @@ def processes_for(requested: int, items: int) -> int:
 
     if requested > 0:
         return requested
+    if items < AUTO_PROCESSES_FROM:
+        return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return cores if items >= AUTO_PROCESSES_FROM else 1
+    # cores other programs keep busy give a second process nothing (measured: slower, not faster)
+    busy = int(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
+    return max(1, min(cores, cores - busy))
 
 
 def run(args: argparse.Namespace) -> int:
