@@ -100,3 +100,46 @@ def test_labels_from_the_build_journal_before_the_manifest_exists(dataset, tmp_p
     assert label_dataset(building, "peaq", workers=0) == (6, 0)
     label_dataset(dataset, "peaq", workers=0)
     assert read_teacher_labels(building).keys() == read_teacher_labels(dataset).keys()
+
+
+def test_training_with_teachers_over_two_folders_ships_a_quality_mapping(tmp_path):
+    """The 0.3 recipe end to end, small: PEAQ teacher labels on two dataset folders of one
+    corpus, mixed-clip batches, bitrate within codecs, selection by teacher, quality mapping."""
+    from deepaq.mapping import Mapping
+    from deepaq.scoring import Scorer
+    from deepaq.train import merge_config, train
+
+    rng = np.random.default_rng(1)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    t = np.arange(2 * 48000) / 48000
+    for k in range(6):
+        tone = sum(np.sin(2 * np.pi * 150 * (k + 2) * h * t + h) / h for h in range(1, 15))
+        sf.write(corpus / f"s{k}.flac", (0.2 * tone / np.abs(tone).max() + 0.01 * rng.standard_normal(t.size)).astype(np.float32), 48000)
+    grid = BuildConfig(clip_seconds=1.5, max_clips_per_source=1, codecs=("opus", "mp3"), bitrates=(8, 64), visqol=False,
+                       split_ratios=(0.5, 0.5, 0))
+    more = BuildConfig(clip_seconds=1.5, max_clips_per_source=1, codecs=(), visqol=False, split_ratios=(0.5, 0.5, 0),
+                       degradations=("noise_white", "bandlimit"), per_clip=2)
+    roots = [tmp_path / "grid", tmp_path / "more"]
+    for root, config in zip(roots, (grid, more)):
+        build_dataset([corpus], root, config, workers=0)
+        label_dataset(root, "peaq", workers=0)
+    config = merge_config({
+        "model": {"backbone": "compact", "weights": "", "backbone_config": {"hidden": 16, "blocks": 2, "dilations": [1, 2],
+                                                             "downsample_after": [1], "n_bands": 40},
+                  "embed_dim": 8, "finetune": "full", "model_id": "deepaq-teacher-test", "window_overlap": 0.0},
+        "data": {"root": [str(r) for r in roots], "window_seconds": 1.5, "random_crop": False, "clips_per_batch": 2,
+                 "items_per_clip": 4, "num_workers": 0},
+        "loss": {"teachers": {"mms_2f": 1.0}, "bitrate_groups": "codec"},
+        "optim": {"lr": 3e-3},
+        "train": {"max_epochs": 2, "precision": "fp32", "select": "teachers", "quality_scale": "mms_2f"},
+    })
+    state = train(config, tmp_path / "run")
+    assert state["step"] > 0 and math.isfinite(state["best"])
+    best = tmp_path / "run" / "checkpoints" / "best"
+    mapping = Mapping.load(best / "mapping.json")
+    assert mapping(0.0) > mapping(100.0)
+    scorer = Scorer(best, cache_dir=False)  # the shipped mapping is used by default: quality on the 2f scale
+    clean = next((roots[0] / "audio").iterdir())
+    result = scorer.score(reference=clean / "clean.flac", degraded=clean / "opus_8.flac")
+    assert 0.0 <= result.quality <= 100.0
