@@ -91,6 +91,17 @@ def test_threads_option_gives_the_same_score(pair):
     assert d1 == pytest.approx(d2, rel=1e-6)
 
 
+@pytest.mark.parametrize("before_numpy", [True, False])
+def test_set_threads_limits_the_blas_pool(before_numpy):
+    """Through the environment before numpy is imported, through threadpoolctl after."""
+    steps = ["from deepaq.threads import set_threads; set_threads(1)", "import numpy"]
+    code = "; ".join([*(steps if before_numpy else steps[::-1]),
+                      "from threadpoolctl import threadpool_info",
+                      "print(sorted({i['num_threads'] for i in threadpool_info()}))"])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[1]"
+
+
 @pytest.mark.skipif(HAS_TORCH, reason="checks a core install, where torch is absent")
 def test_torch_features_name_the_extra_on_a_core_install(pair, tmp_path):
     proc = cli("score", str(pair[0]), str(pair[1]), "--backend", "torch", check=False)

@@ -8,8 +8,8 @@ machine). So scoring runs on `DEFAULT_THREADS` = 1 thread per process and batche
 cores with more processes (`deepaq score --processes`), which do not wait on each other.
 
 `set_threads(n)` before numpy is imported sets the usual environment variables (free); after,
-it limits loaded BLAS libraries through threadpoolctl when that is installed (a core
-dependency) and sets torch's pool when torch is loaded. `n=0` leaves the libraries' defaults.
+it limits the loaded BLAS and OpenMP libraries through threadpoolctl; it sets torch's pool
+when torch is loaded. `n=0` leaves the libraries' defaults.
 """
 
 from __future__ import annotations
@@ -19,12 +19,10 @@ import sys
 
 DEFAULT_THREADS = 1
 _ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
-_limiter = None  # the threadpoolctl limit in force (kept so it stays in force)
 
 
 def set_threads(n: int | None) -> None:
     """Use `n` threads (None: DEFAULT_THREADS; 0: leave the libraries' own defaults)."""
-    global _limiter
     n = DEFAULT_THREADS if n is None else int(n)
     if n < 0:
         raise ValueError(f"threads must be >= 0, got {n}")
@@ -34,12 +32,9 @@ def set_threads(n: int | None) -> None:
         for name in _ENV:
             os.environ[name] = str(n)
     else:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # pragma: no cover - threadpoolctl is a core dependency
-            pass
-        else:
-            _limiter = threadpool_limits(limits=n)
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=n)  # stays in force (only its context exit would restore)
     torch = sys.modules.get("torch")
     if torch is not None and torch.get_num_threads() != n:
         torch.set_num_threads(n)
