@@ -91,6 +91,7 @@ class CompactNumpy:
     """
 
     name = "compact"
+    parameter_shapes = staticmethod(parameter_shapes)
 
     def __init__(self, config: dict | None, weights: dict[str, np.ndarray]):
         self.config = c = full_config(config)

@@ -25,9 +25,9 @@ import numpy as np
 
 from deepaq.errors import DeepaqError, ModelError
 
-# backbone name -> "module:class" of its numpy implementation
+# backbone name -> "module:class" of its numpy implementation: the class is built as
+# `cls(config, weights)` and says which weights it needs with `cls.parameter_shapes(config)`
 NUMPY_BACKBONES = {"compact": "deepaq.models.compact_numpy:CompactNumpy"}
-_SHAPES = {"compact": "deepaq.models.compact_numpy:parameter_shapes"}
 
 
 def _resolve(spec: str):
@@ -127,8 +127,9 @@ def numpy_model_from(config: dict, state: dict[str, np.ndarray], source: str | P
         raise ModelError(f"{source}: the backbone's weights are not in the checkpoint ({bb.get('weights')})")
     state = merge_lora(state, config.get("lora") if config.get("finetune") == "lora" else None)
     backbone_cfg = bb.get("config", {})
+    cls = _resolve(NUMPY_BACKBONES[name])
     try:
-        expected = _resolve(_SHAPES[name])(backbone_cfg)
+        expected = cls.parameter_shapes(backbone_cfg)
     except DeepaqError as exc:
         raise ModelError(f"{source}: {exc}") from exc
     weights = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
@@ -141,8 +142,7 @@ def numpy_model_from(config: dict, state: dict[str, np.ndarray], source: str | P
                          f"unexpected {extra[:5]}, wrong shapes {dict(list(wrong.items())[:3])})")
     info = {**config.get("info", {}), "model_id": config.get("model_id"), "version": config.get("version"),
             "window_seconds": config.get("window_seconds")}
-    backbone = _resolve(NUMPY_BACKBONES[name])(backbone_cfg, weights)
-    return NumpyDeepaqNet(backbone, head["head.1.weight"], head["head.1.bias"], info)
+    return NumpyDeepaqNet(cls(backbone_cfg, weights), head["head.1.weight"], head["head.1.bias"], info)
 
 
 def load_numpy_model(name_or_path: str | Path) -> NumpyDeepaqNet:

@@ -343,17 +343,15 @@ def load_engine(model: Any, backend: str = "auto", device: str = "cpu") -> tuple
             raise ConfigError("backend 'numpy' loads a model folder; a loaded torch model runs with 'torch'")
         return model.to(device).eval(), None, "torch"
     folder = resolve_model_folder(model)
-    why_torch = ""
     if backend == "numpy" or (backend == "auto" and str(device) == "cpu"):
         from deepaq.models.numpy_net import load_numpy_model
 
         try:
             return load_numpy_model(folder), folder, "numpy"
-        except ModelError as exc:  # a model numpy cannot run exactly: torch runs it, if installed
+        except ModelError:  # a model numpy cannot run exactly: torch runs it, if installed
             if backend == "numpy" or importlib.util.find_spec("torch") is None:
                 raise
-            why_torch = f" ({exc})"
-    require("torch", f"model {folder.name} on the torch backend{why_torch}")
+    require("torch", f"model {folder.name} on the torch backend")
     from deepaq.models import load_model
 
     return load_model(folder, device=device), folder, "torch"
