@@ -97,7 +97,7 @@ class Cluster:
         self.temp_dirs.append(temp)
         subprocess.run([str(BIN / "ray"), "start", *args, "--num-cpus=1", f"--temp-dir={temp}",
                         "--object-store-memory=100000000", f"--dashboard-agent-listen-port={_free_port()}",
-                        "--disable-usage-stats"], env=RAY_ENV, check=True, capture_output=True, timeout=120)
+                        "--disable-usage-stats"], env=RAY_ENV, check=True, capture_output=True, timeout=120, cwd="/")
         return temp
 
     def add_node(self) -> None:
@@ -145,17 +145,17 @@ def cluster():
         c.stop()
 
 
-def deepaq(*args, check: bool = True) -> subprocess.CompletedProcess:
+def deepaq(*args, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run the `deepaq` CLI in a new process, as a user would."""
     done = subprocess.run([str(BIN / "deepaq"), *map(str, args)], env=RAY_ENV, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=600, cwd=cwd)
     if check:
         assert done.returncode in (0, 1), done.stderr[-3000:]
     return done
 
 
-def on_ray(cluster, *args) -> subprocess.CompletedProcess:
-    return deepaq(*args, "--engine", "ray", "--ray-address", cluster.address)
+def on_ray(cluster, *args, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return deepaq(*args, "--engine", "ray", "--ray-address", cluster.address, cwd=cwd)
 
 
 # ---------------------------------------------------------------- real audio, short
@@ -230,34 +230,64 @@ def assert_same_lines(a: Path, b: Path) -> None:
         assert len(la) == len(lb) and all(_same_value(x, y) for x, y in zip(la, lb)), (la, lb)
 
 
+@pytest.fixture(scope="module")
+def many_pairs(corpus) -> Path:
+    """The pairs CSV twice over under new ids (26 pairs, 2 bad): long enough to interrupt."""
+    with open(corpus / "pairs.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    path = corpus / "many.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "reference", "degraded", "bitrate_kbps"])
+        for k in range(2):
+            for r in rows:
+                w.writerow([f"{r['id']}#{k}", r["reference"], r["degraded"], r["bitrate_kbps"]])
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_labels(many_pairs, tmp_path_factory) -> Path:
+    """`deepaq label` of `many_pairs` on the local engine."""
+    out = tmp_path_factory.mktemp("local-labels") / "labels.csv"
+    assert main(["label", str(many_pairs), "-o", str(out), "--workers", "2"]) == 0
+    return out
+
+
+BUILD = ["--clip-seconds", "1", "--max-clips", "1", "--codecs", "opus,mp3", "--bitrates", "24,64", "--csv"]
+
+
+@pytest.fixture(scope="module")
+def local_build(corpus, tmp_path_factory) -> Path:
+    """`deepaq build-data` of the clean clips on the local engine (4 clips x 5 items)."""
+    out = tmp_path_factory.mktemp("local-build") / "dataset"
+    assert main(["build-data", str(corpus / "clean"), *BUILD, "-o", str(out), "--workers", "2"]) == 0
+    return out
+
+
 # ---------------------------------------------------------------- same results as the local engine
 
 
-def test_label_on_two_nodes_equals_local(cluster, corpus, tmp_path):
+def test_label_on_two_nodes_equals_local(cluster, many_pairs, local_labels, tmp_path):
     cluster.ensure_two_nodes()
-    local, remote = tmp_path / "local.csv", tmp_path / "ray.csv"
-    assert main(["label", str(corpus / "pairs.csv"), "-o", str(local), "--workers", "2"]) == 0
-    done = on_ray(cluster, "label", corpus / "pairs.csv", "-o", remote)
+    remote = tmp_path / "ray.csv"
+    done = on_ray(cluster, "label", many_pairs, "-o", remote)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert_same_rows(local, remote)
-    assert local.read_text().splitlines()[0] == remote.read_text().splitlines()[0]
+    assert_same_rows(local_labels, remote)
+    assert local_labels.read_text().splitlines()[0] == remote.read_text().splitlines()[0]
     rows = _rows(remote)
-    assert "file not found" in rows["bad"]["error"] and rows["bad"]["visqol_mos"] == "nan"
-    assert all(float(r["visqol_mos"]) > 1 for k, r in rows.items() if k != "bad")
+    assert "file not found" in rows["bad#0"]["error"] and rows["bad#0"]["visqol_mos"] == "nan"
+    assert all(float(r["visqol_mos"]) > 1 for k, r in rows.items() if not k.startswith("bad"))
 
 
-def test_build_data_on_two_nodes_equals_local(cluster, corpus, tmp_path):
+def test_build_data_on_two_nodes_equals_local(cluster, corpus, local_build, tmp_path):
     cluster.ensure_two_nodes()
-    args = ["build-data", str(corpus / "clean"), "--clip-seconds", "1", "--max-clips", "1", "--codecs", "opus",
-            "--bitrates", "24,64", "--csv"]
-    assert main([*args, "-o", str(tmp_path / "local"), "--workers", "2"]) == 0
-    done = on_ray(cluster, *args, "-o", tmp_path / "ray")
+    done = on_ray(cluster, "build-data", corpus / "clean", *BUILD, "-o", tmp_path / "ray")
     assert done.returncode == 0, done.stderr[-3000:]
-    local, remote = _rows(tmp_path / "local" / "manifest.csv"), _rows(tmp_path / "ray" / "manifest.csv")
-    assert len(local) == 12  # 4 clips x (clean + 2 bitrates)
-    assert_same_rows(tmp_path / "local" / "manifest.csv", tmp_path / "ray" / "manifest.csv")
+    local, remote = _rows(local_build / "manifest.csv"), _rows(tmp_path / "ray" / "manifest.csv")
+    assert len(local) == 20  # 4 clips x (clean + 2 codecs x 2 bitrates)
+    assert_same_rows(local_build / "manifest.csv", tmp_path / "ray" / "manifest.csv")
     for item in remote.values():  # the workers wrote the same audio
-        a, _ = sf.read(tmp_path / "local" / item["path"])
+        a, _ = sf.read(local_build / item["path"])
         b, _ = sf.read(tmp_path / "ray" / item["path"])
         assert np.array_equal(a, b), item["path"]
 
@@ -265,8 +295,8 @@ def test_build_data_on_two_nodes_equals_local(cluster, corpus, tmp_path):
 @pytest.mark.parametrize("mode", ["pairs", "folders", "nmr"])
 def test_score_on_two_nodes_equals_local(cluster, corpus, tmp_path, mode):
     cluster.ensure_two_nodes()
-    if mode == "pairs":
-        args = ["--pairs", corpus / "pairs.csv"]
+    if mode == "pairs":  # relative paths, from a folder the cluster was not started in
+        args = ["--pairs", "pairs.csv"]
     elif mode == "folders":
         args = ["--ref-dir", corpus / "clean", "--deg-dir", corpus / "byname"]
     else:
@@ -276,7 +306,7 @@ def test_score_on_two_nodes_equals_local(cluster, corpus, tmp_path, mode):
         out = tmp_path / f"{engine}.csv"
         run_args = [str(a).replace("OUT", engine) for a in args]
         common = ["score", *run_args, "--out", out, "--windows", tmp_path / f"{engine}-windows.csv", "--no-cache"]
-        done = deepaq(*common) if engine == "local" else on_ray(cluster, *common)
+        done = deepaq(*common, cwd=corpus) if engine == "local" else on_ray(cluster, *common, cwd=corpus)
         assert done.returncode == (1 if mode == "pairs" else 0), done.stderr[-3000:]  # pairs: one bad row
         outputs[engine] = out
     # the same rows in the same order (the Ray engine yields results in job order)
@@ -298,29 +328,15 @@ def test_evaluate_on_two_nodes_equals_local(cluster, corpus, tmp_path):
             if r["id"] != "bad":
                 item, cond = r["id"].rsplit("_", 1)
                 w.writerow(["T", item, cond, corpus / r["reference"], corpus / r["degraded"], r["bitrate_kbps"]])
-    args = ["evaluate", manifest, "--metrics", "visqol,deepaq", "--bootstrap", "50", "--folds", "2"]
+    args = ["evaluate", manifest, "--metrics", "deepaq", "--bootstrap", "50", "--folds", "2"]
     local = deepaq(*args, "--jobs", "2", "--cache-dir", tmp_path / "c1", "--out", tmp_path / "local")
     remote = on_ray(cluster, *args, "--cache-dir", tmp_path / "c2", "--out", tmp_path / "ray")
     assert local.returncode == 0 and remote.returncode == 0, remote.stderr[-3000:]
-    assert "visqol: 12 computed" in remote.stdout and "deepaq: 12 computed" in remote.stdout
+    assert "deepaq: 12 computed" in remote.stdout
     assert_same_lines(tmp_path / "local" / "scores.csv", tmp_path / "ray" / "scores.csv")
 
 
 # ---------------------------------------------------------------- faults
-
-
-def _many_pairs(corpus: Path, folder: Path, copies: int) -> Path:
-    """The pairs CSV repeated `copies` times under new ids: a job long enough to interrupt."""
-    with open(corpus / "pairs.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    path = folder / "many.csv"
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["id", "reference", "degraded", "bitrate_kbps"])
-        for k in range(copies):
-            for r in rows:
-                w.writerow([f"{r['id']}#{k}", corpus / r["reference"], corpus / r["degraded"], r["bitrate_kbps"]])
-    return path
 
 
 def _wait_until(condition, what: str, timeout: float = 120) -> None:
@@ -341,13 +357,11 @@ def _data_rows(path: Path, *, finished: bool = False) -> int:
     return len(rows)
 
 
-def test_losing_a_node_mid_job_reruns_its_tasks_elsewhere(cluster, corpus, tmp_path):
+def test_losing_a_node_mid_job_reruns_its_tasks_elsewhere(cluster, many_pairs, local_labels, tmp_path):
     cluster.ensure_two_nodes()
-    pairs = _many_pairs(corpus, tmp_path, 2)
-    reference, out = tmp_path / "local.csv", tmp_path / "ray.csv"
-    assert main(["label", str(pairs), "-o", str(reference), "--workers", "2"]) == 0
+    out = tmp_path / "ray.csv"
     raylet = cluster.node_raylet()
-    job = subprocess.Popen([str(BIN / "deepaq"), "label", str(pairs), "-o", str(out), "--engine", "ray",
+    job = subprocess.Popen([str(BIN / "deepaq"), "label", str(many_pairs), "-o", str(out), "--engine", "ray",
                             "--ray-address", cluster.address], env=RAY_ENV, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
     # kill the second node while one of its workers is running a chunk of pairs
@@ -355,17 +369,15 @@ def test_losing_a_node_mid_job_reruns_its_tasks_elsewhere(cluster, corpus, tmp_p
     os.kill(raylet, signal.SIGKILL)
     stdout, stderr = job.communicate(timeout=300)
     assert job.returncode == 0, stderr[-3000:]
-    assert_same_rows(reference, out)
+    assert_same_rows(local_labels, out)
     assert cluster.node_raylet() is None
 
 
-def test_driver_killed_mid_job_resumes_without_loss_or_duplicates(cluster, corpus, tmp_path):
+def test_driver_killed_mid_job_resumes_without_loss_or_duplicates(cluster, many_pairs, local_labels, tmp_path):
     cluster.ensure_two_nodes()
-    pairs = _many_pairs(corpus, tmp_path, 2)
-    reference, out = tmp_path / "local.csv", tmp_path / "ray.csv"
-    assert main(["label", str(pairs), "-o", str(reference), "--workers", "2"]) == 0
-    total = _data_rows(reference)
-    command = [str(BIN / "deepaq"), "label", str(pairs), "-o", str(out), "--engine", "ray",
+    out = tmp_path / "ray.csv"
+    total = _data_rows(local_labels)
+    command = [str(BIN / "deepaq"), "label", str(many_pairs), "-o", str(out), "--engine", "ray",
                "--ray-address", cluster.address]
     job = subprocess.Popen(command, env=RAY_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_until(lambda: _data_rows(out) >= 3, "the first label rows")
@@ -376,14 +388,11 @@ def test_driver_killed_mid_job_resumes_without_loss_or_duplicates(cluster, corpu
     done = subprocess.run(command, env=RAY_ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"{total - kept} pairs scored now" in done.stdout  # nothing scored twice
-    assert_same_rows(reference, out)
+    assert_same_rows(local_labels, out)
 
 
-def test_build_data_driver_killed_mid_job_resumes(cluster, corpus, tmp_path):
+def test_build_data_driver_killed_mid_job_resumes(cluster, corpus, local_build, tmp_path):
     cluster.ensure_two_nodes()
-    args = ["build-data", str(corpus / "clean"), "--clip-seconds", "1", "--max-clips", "1", "--codecs", "opus,mp3",
-            "--bitrates", "24,64"]
-    assert main([*args, "-o", str(tmp_path / "local"), "--workers", "2", "--csv"]) == 0
     journal = tmp_path / "ray" / ".deepaq-build" / "journal.jsonl"
 
     def clips_done() -> int:
@@ -391,8 +400,8 @@ def test_build_data_driver_killed_mid_job_resumes(cluster, corpus, tmp_path):
             return 0
         return sum(1 for line in journal.read_text().splitlines() if '"kind": "clip"' in line)
 
-    command = [str(BIN / "deepaq"), *args, "-o", str(tmp_path / "ray"), "--engine", "ray",
-               "--ray-address", cluster.address, "--csv"]
+    command = [str(BIN / "deepaq"), "build-data", str(corpus / "clean"), *BUILD, "-o", str(tmp_path / "ray"),
+               "--engine", "ray", "--ray-address", cluster.address]
     job = subprocess.Popen(command, env=RAY_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_until(lambda: clips_done() >= 1, "the first clip in the journal")
     job.send_signal(signal.SIGKILL)
@@ -403,4 +412,4 @@ def test_build_data_driver_killed_mid_job_resumes(cluster, corpus, tmp_path):
     records = [json.loads(line) for line in journal.read_text().splitlines()]
     clips = [r["clip_id"] for r in records if r["kind"] == "clip"]
     assert len(clips) == len(set(clips)) == 4  # each clip built once
-    assert_same_rows(tmp_path / "local" / "manifest.csv", tmp_path / "ray" / "manifest.csv")
+    assert_same_rows(local_build / "manifest.csv", tmp_path / "ray" / "manifest.csv")

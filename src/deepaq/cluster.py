@@ -8,7 +8,7 @@ still loads ViSQOL, a model or PEAQ once per worker process, as the local engine
 
 Audio travels as paths: every node must see the input (and, for `build-data`, the output)
 folders at the same path, e.g. on NFS, a shared volume in Kubernetes, or a copy at the same
-place on each machine. Results (label rows, scores) travel back to the driver, which writes
+place on each machine. Tasks run in the driver's working folder, so relative paths work too. Results (label rows, scores) travel back to the driver, which writes
 them; the driver never holds more than a window of 2 tasks per cluster CPU.
 
 Faults: the driver killed (kill -9) ends the Ray job and its tasks; rerunning the command
@@ -35,9 +35,16 @@ CHUNKS_PER_CPU = 4  # aim for this many tasks per cluster CPU, so work spreads o
 MAX_RETRIES = 5  # reruns of a task whose worker or node died
 
 
-def _run_chunk(fn: Callable, shared: Any, chunk: list) -> list:
-    """One Ray task: `fn` over a chunk of tasks in a worker process."""
+def _run_chunk(fn: Callable, shared: Any, chunk: list, cwd: str) -> list:
+    """One Ray task: `fn` over a chunk of tasks in a worker process, in the driver's working
+    folder (so relative paths mean what they mean to the driver, error messages included)."""
     one_thread_per_worker()
+    if os.getcwd() != cwd:
+        try:
+            os.chdir(cwd)
+        except OSError as exc:
+            raise ConfigError(f"{cwd}: the driver's working folder is not on this Ray node ({exc}); every node "
+                              "must see the driver's folders at the same paths (see docs/scaling.md)") from None
     return [call(fn, shared, task) for task in chunk]
 
 
@@ -74,12 +81,13 @@ class RayEngine:
         size = chunk_size or max(1, min(MAX_CHUNK, math.ceil(len(tasks) / (CHUNKS_PER_CPU * self.cpus))))
         chunks = [list(tasks[i : i + size]) for i in range(0, len(tasks), size)]
         shared_ref = ray.put(shared) if shared is not None else None
+        cwd = os.getcwd()
 
         def wait_any(refs: list) -> list:
             return ray.wait(refs, num_returns=1)[0]
 
         with progress(desc, len(tasks) if total is None else total, unit) as bar:
-            for chunk, values in stream(chunks, lambda c: self._remote.remote(fn, shared_ref, c), wait_any,
+            for chunk, values in stream(chunks, lambda c: self._remote.remote(fn, shared_ref, c, cwd), wait_any,
                                         self._get, ray.cancel, window=2 * self.cpus, ordered=ordered):
                 for task, value in zip(chunk, values):
                     bar.update(weight(value))
