@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mono", action="store_true", help="downmix to mono before coding (default: code and store stereo sources as stereo)")
     parser.add_argument("--no-visqol", dest="visqol", action="store_false",
                         help="bitrate labels only (visqol_mos NaN): no ViSQOL, many times faster")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: all CPU cores)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes of the local engine (default: all CPU cores; Ray uses every CPU of its cluster)")
     parser.add_argument("--csv", action="store_true", help="also write manifest.csv")
     from deepaq.engine import add_engine_arguments
 

@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for CIs (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of bootstrap and folds (default 0)")
     parser.add_argument("--jobs", type=int, default=1,
-                        help="worker processes for scoring (default 1; 0 = all cores)")
+                        help="worker processes for scoring on the local engine (default 1; 0 = all cores)")
     parser.add_argument("--cache-dir", type=Path,
                         help="score cache (default: evaluation/ in $DEEPAQ_CACHE_DIR or ~/.cache/deepaq)")
     parser.add_argument("--out", type=Path, required=True,

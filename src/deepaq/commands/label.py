@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teacher", choices=("peaq", "visqol"), default="visqol",
                         help="dataset mode: the teacher whose labels go to DATASET/teacher-NAME.csv "
                              "(peaq: 2f-model MMS, ODG, DI and the 11 MOVs; default visqol)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: all CPU cores)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes of the local engine (default: all CPU cores; Ray uses every CPU of its cluster)")
     from deepaq.engine import add_engine_arguments
 
     add_engine_arguments(parser)
