@@ -5,7 +5,8 @@ One run measures, on the same pairs of real music (tests/data/codecs, coded with
 - Ray with one node (1 CPU) and with two nodes (1 CPU each), both on this machine, started
   with `ray.cluster_utils.Cluster` (the same raylets `ray start` runs).
 Each row is steady-state: the engine's workers are warmed up on a few items first (ViSQOL and
-the model loaded), then the timed job runs. It prints per-item core-seconds too, which
+the model loaded), then the timed job runs. It also prints the CPU seconds one item costs in
+this process (`time.process_time`, which waiting for a busy core does not inflate), which
 docs/scaling.md turns into projections for larger sets.
 
     .venv/bin/python benchmarks/bench_scaling.py [--label-pairs 12] [--score-pairs 96] [--seconds 5]
@@ -94,14 +95,22 @@ def main() -> int:
                   for j in base][: args.score_pairs]
     options = dict(model="deepaq-compact", cache_dir=False)
 
+    from deepaq.data.labels import score_pair
+
     rows = []
     with LocalEngine(2) as local:
         rows.append(("local engine, 2 processes", 2, *measure(local, label_tasks, score_jobs, options)))
     scorer = Scorer(**options)
     list(scorer.iter_scores(score_jobs[:8]))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     list(scorer.iter_scores(score_jobs))
+    score_cpu = (time.process_time() - cpu) / len(score_jobs)
     rows.append(("local, scoring in this process", 1, float("nan"), len(score_jobs) / (time.perf_counter() - start)))
+    score_pair(label_tasks[0])  # ViSQOL loaded
+    cpu = time.process_time()
+    for task in label_tasks:
+        score_pair(task)
+    label_cpu = (time.process_time() - cpu) / len(label_tasks)
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": 100_000_000,
                                                               "include_dashboard": False})
@@ -124,11 +133,13 @@ def main() -> int:
     base_label, base_score = rows[0][2], rows[0][3]
     print(f"\n{args.label_pairs} pairs labelled (ViSQOL v3), {len(score_jobs)} scored (deepaq-compact), "
           f"{args.seconds:g} s each; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
-    print(f"{'engine':34} {'cores':>5} {'label/s':>8} {'x local':>7} {'core-s/label':>12} "
-          f"{'score/s':>8} {'x local':>7} {'core-s/score':>12}")
+    print(f"{'engine':34} {'cores':>5} {'label/s':>8} {'x local':>7} {'score/s':>8} {'x local':>7}")
     for name, cores, lab, sco in rows:
-        print(f"{name:34} {cores:5d} {lab:8.2f} {lab / base_label:7.2f} {cores / lab:12.3f} "
-              f"{sco:8.2f} {sco / base_score:7.2f} {cores / sco:12.4f}")
+        print(f"{name:34} {cores:5d} {lab:8.2f} {lab / base_label:7.2f} {sco:8.2f} {sco / base_score:7.2f}")
+    one, two = rows[2], rows[3]
+    print(f"2 nodes vs 1 node: labels x{two[2] / one[2]:.2f}, scores x{two[3] / one[3]:.2f} (ideal x2)")
+    print(f"CPU time per item in one process: ViSQOL label {label_cpu:.3f} s ({label_cpu / args.seconds:.3f} s per "
+          f"second of audio), deepaq-compact score {score_cpu:.4f} s ({score_cpu / args.seconds:.4f} s per second)")
     return 0
 
 

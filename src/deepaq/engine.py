@@ -32,7 +32,6 @@ R = TypeVar("R")
 H = TypeVar("H", bound=Hashable)
 
 ENGINES = ("local", "ray")
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 class Engine(Protocol):
@@ -98,13 +97,13 @@ def given_or_local(engine: Engine | None, workers: int) -> Iterator[Engine]:
 
 
 def one_thread_per_worker() -> None:
-    """Limit BLAS, OpenMP, torch and numba to one thread in this (worker) process."""
-    for name in THREAD_VARIABLES:
-        os.environ[name] = "1"
+    """Limit BLAS, OpenMP and torch (`deepaq.threads`) and numba to one thread in this worker."""
+    from deepaq.threads import set_threads
+
+    os.environ["NUMBA_NUM_THREADS"] = "1"  # read when numba is imported
+    set_threads(1)
     if "numba" in sys.modules:
         sys.modules["numba"].set_num_threads(1)
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(1)
 
 
 def _init_local_worker() -> None:
