@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from deepaq.codecs import PAPER_BITRATES
-from deepaq.data.labels import parallel_map, visqol_scorer, worker_pool
+from deepaq.data.labels import visqol_scorer
+from deepaq.engine import LocalEngine
 
 SR = 48_000
 GRID = [(c, b) for c in ("opus", "mp3", "aac") for b in PAPER_BITRATES]
@@ -59,17 +60,17 @@ def label_item(task: tuple[str, str]) -> int:
     return 1
 
 
-def warm_up(pool, workers: int, clean: str, folder: Path) -> None:
+def warm_up(engine: LocalEngine, workers: int, clean: str, folder: Path) -> None:
     """Every worker imports, compiles numba, and calibrates every codec delay before timing."""
     tasks = [(clean, c, b, str(folder / f"warm_{w}_{c}_{b}.flac")) for w in range(workers) for c, b in GRID]
-    list(parallel_map(pool, code_item, tasks, workers=workers, total=len(tasks), desc="warm-up"))
+    list(engine.map(code_item, tasks, desc="warm-up"))
     pairs = [(clean, clean)] * workers * 2
-    list(parallel_map(pool, label_item, pairs, workers=workers, total=len(pairs), desc="warm-up"))
+    list(engine.map(label_item, pairs, desc="warm-up"))
 
 
-def timed(pool, fn, tasks, workers: int, desc: str) -> float:
+def timed(engine: LocalEngine, fn, tasks, desc: str) -> float:
     start = time.perf_counter()
-    list(parallel_map(pool, fn, tasks, workers=workers, total=len(tasks), desc=desc))
+    list(engine.map(fn, tasks, desc=desc))
     return time.perf_counter() - start
 
 
@@ -79,11 +80,11 @@ def bench(workers: int, clips: int, seconds: float, folder: Path) -> dict[str, f
 
     cleans = [str(write_audio(folder / f"clean_{i}.flac", music(seconds, i), SR)) for i in range(clips)]
     coded = [(c, codec, b, str(folder / f"w{workers}_{i}_{codec}_{b}.flac")) for i, c in enumerate(cleans) for codec, b in GRID]
-    with worker_pool(workers) as pool:
-        warm_up(pool, workers, cleans[0], folder)
-        t_code = timed(pool, code_item, coded, workers, f"code x{workers}")
+    with LocalEngine(workers) as engine:
+        warm_up(engine, workers, cleans[0], folder)
+        t_code = timed(engine, code_item, coded, f"code x{workers}")
         pairs = [(task[0], task[3]) for task in coded]
-        t_label = timed(pool, label_item, pairs, workers, f"label x{workers}")
+        t_label = timed(engine, label_item, pairs, f"label x{workers}")
 
     corpus = folder / f"corpus_{workers}"
     corpus.mkdir()

@@ -64,7 +64,7 @@ def evaluate_test(manifest: Path, models: dict[str, str | None], baselines: tupl
             scores.append(result)
     finally:
         if pool is not None:
-            pool.shutdown(cancel_futures=True)
+            pool.close()
     results, series = analyse(stimuli, scores, AnalysisConfig(n_boot=n_boot))
     test = stimuli[0].test
     stim = {(r["metric"], r["mapping"]): r for r in results["agreement"]

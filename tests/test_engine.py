@@ -38,7 +38,7 @@ def test_local_map_ordered_and_unordered(workers):
         assert ordered == [(t, t * t) for t in tasks]
         unordered = list(engine.map(_slow_square, tasks, desc=None))
         assert sorted(unordered) == ordered
-        assert list(engine.map(_scaled, [1, 2], desc=None, shared=10)) == [(1, 10), (2, 20)]
+        assert sorted(engine.map(_scaled, [1, 2], desc=None, shared=10)) == [(1, 10), (2, 20)]
 
 
 def test_an_exception_of_the_function_stops_the_map():

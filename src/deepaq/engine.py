@@ -217,17 +217,3 @@ class LocalEngine:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def parallel_map(pool: ProcessPoolExecutor, fn: Callable[[T], R], tasks: Sequence[T], *, workers: int,
-                 total: int, desc: str, unit: str = "it", weight: Callable[[R], int] = lambda _: 1
-                 ) -> Iterator[tuple[T, R]]:
-    """`fn` over `tasks` in an existing `worker_pool`, as they finish (for scripts that hold a pool)."""
-    def wait_any(futures: list[Future]):
-        return wait(futures, return_when=FIRST_COMPLETED)[0]
-
-    with progress(desc, total, unit) as bar:
-        for task, value in stream(tasks, lambda t: pool.submit(fn, t), wait_any, Future.result, Future.cancel,
-                                  window=2 * max(1, workers), ordered=False):
-            bar.update(weight(value))
-            yield task, value

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from deepaq.engine import Engine, given_or_local, parallel_map, worker_pool  # noqa: F401 (the last two for scripts)
+from deepaq.engine import Engine, given_or_local
 from deepaq.errors import ConfigError, DeepaqError
 
 CLEAN_BITRATE = math.inf  # clean items rank above every coded bitrate
