@@ -6,7 +6,8 @@ The module's fixture starts a head (`ray start --head`, 1 CPU) and a second node
 subprocesses), and compares every row with the local engine's. The fault tests kill the
 second node's raylet while it runs a task (the job must still finish, with the same rows)
 and kill the driver with SIGKILL mid-job (the same command run again must finish with no
-item lost or duplicated). Afterwards it kills exactly the processes of its own cluster.
+item lost or duplicated). Without an address, a job starts (and stops) a Ray of its own.
+Afterwards the fixture kills exactly the processes of its own cluster.
 """
 
 from __future__ import annotations
@@ -316,6 +317,18 @@ def test_score_on_two_nodes_equals_local(cluster, corpus, tmp_path, mode):
         assert_same_lines(tmp_path / "local-matrix.csv", tmp_path / "ray-matrix.csv")
     rows = _rows(outputs["ray"])
     assert sum(1 for r in rows.values() if r["error"]) == (1 if mode == "pairs" else 0)
+
+
+def test_without_an_address_the_job_starts_its_own_ray(corpus, tmp_path):
+    env = {k: v for k, v in RAY_ENV.items() if k != "RAY_ADDRESS"}
+    outputs = []
+    for engine in ("local", "ray"):
+        out = tmp_path / f"{engine}.csv"
+        done = subprocess.run([str(BIN / "deepaq"), "score", "--pairs", str(corpus / "pairs.csv"), "--out", str(out),
+                               "--no-cache", "--engine", engine], env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 1, done.stderr[-3000:]  # the one bad row
+        outputs.append(out)
+    assert_same_lines(*outputs)
 
 
 def test_evaluate_on_two_nodes_equals_local(cluster, corpus, tmp_path):

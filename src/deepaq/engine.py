@@ -49,6 +49,10 @@ class Engine(Protocol):
 
     def close(self) -> None: ...
 
+    def __enter__(self) -> "Engine": ...
+
+    def __exit__(self, *exc) -> None: ...
+
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """`--engine` and `--ray-address`, shared by every corpus verb."""
