@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_default_model import DEFAULT_DATA, speed_pairs  # noqa: E402
+from bench_default_model import DEFAULT_DATA, pair_times, speed_pairs  # noqa: E402
 
 BIN = Path(sys.executable).parent
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
@@ -87,14 +87,7 @@ def warm_worker(metric: str, threads: int, pairs: list[list[str]], repeats: int)
 
         visqol = VisqolV3()
         fn = lambda r, d: visqol.score(reference=r, degraded=d)  # noqa: E731
-    fn(*pairs[0])  # warm-up: model load, numba compile or cache
-    times = []
-    for _ in range(repeats):
-        for ref, deg in pairs:
-            start = time.perf_counter()
-            fn(ref, deg)
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(pair_times(fn, pairs, repeats))
 
 
 def run_warm(metric: str, threads: int, pairs: list[list[str]], repeats: int) -> float:

@@ -223,6 +223,19 @@ def speed_pairs(data: Path, folder: Path, n: int) -> list[tuple[Path, Path]]:
     return out[:n]
 
 
+def pair_times(fn, pairs, repeats: int) -> list[float]:
+    """Seconds of each `fn(reference, degraded)` call over `repeats` passes of `pairs`,
+    after one untimed call (model load, numba compile, caches)."""
+    fn(*pairs[0])
+    times = []
+    for _ in range(repeats):
+        for ref, deg in pairs:
+            start = time.perf_counter()
+            fn(ref, deg)
+            times.append(time.perf_counter() - start)
+    return times
+
+
 def speed_worker(metric: str, model: str, pairs: list[tuple[str, str]], repeats: int) -> dict:
     """Runs in its own process: seconds per pair (median), and this process's peak RSS."""
     import torch
@@ -237,13 +250,7 @@ def speed_worker(metric: str, model: str, pairs: list[tuple[str, str]], repeats:
 
         visqol = VisqolV3()
         fn = lambda r, d: visqol.score(reference=r, degraded=d)  # noqa: E731
-    fn(*pairs[0])  # warm-up: model load, numba compile or cache
-    times = []
-    for _ in range(repeats):
-        for ref, deg in pairs:
-            start = time.perf_counter()
-            fn(ref, deg)
-            times.append(time.perf_counter() - start)
+    times = pair_times(fn, pairs, repeats)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"metric": metric, "seconds": statistics.median(times), "peak_mb": peak_mb, "calls": len(times),
             "torch_threads": torch.get_num_threads()}
