@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from deepaq.errors import DeepaqError, ModelError
 
@@ -155,6 +155,12 @@ def read_model_config(folder: Path) -> dict:
     return config
 
 
+def model_info(config: dict) -> dict:
+    """What a loaded model carries as `info`: config.json's info, its id, version and window."""
+    return {**config.get("info", {}), "model_id": config.get("model_id"), "version": config.get("version"),
+            "window_seconds": config.get("window_seconds")}
+
+
 def build_from_config(config: dict, source: str | Path = "<config>") -> DeepaqNet:
     """An untrained DeepaqNet with the architecture and mode `config` describes."""
     from deepaq.models.backbones import build_backbone
@@ -162,28 +168,32 @@ def build_from_config(config: dict, source: str | Path = "<config>") -> DeepaqNe
 
     bb = config["backbone"]
     weights = None if bb.get("stored", True) else bb.get("weights")
-    info = {**config.get("info", {}), "model_id": config.get("model_id"), "version": config.get("version"),
-            "window_seconds": config.get("window_seconds")}
     try:
         backbone = build_backbone(bb["name"], bb.get("config", {}), weights)
         return DeepaqNet(backbone, embed_dim=int(config["head"]["embed_dim"]), finetune=config["finetune"],
-                         lora=config.get("lora"), info=info)
+                         lora=config.get("lora"), info=model_info(config))
     except DeepaqError as exc:
         raise ModelError(f"{source}: {exc}") from exc
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{source}: invalid model config ({exc})") from exc
 
 
+def read_tensors(path: Path, load_file: Callable[[str], dict]) -> dict:
+    """The tensors of a model.safetensors, read by `load_file` (safetensors' torch or numpy
+    loader), or ModelError naming the file."""
+    if not path.is_file():
+        raise ModelError(f"{path}: missing")
+    try:
+        return load_file(str(path))
+    except Exception as exc:
+        raise ModelError(f"{path}: not a readable safetensors file ({exc})") from exc
+
+
 def load_state(model: DeepaqNet, path: Path) -> None:
     """Load a model.safetensors into `model`, checking that no tensor is missing or extra."""
     from safetensors.torch import load_file
 
-    if not path.is_file():
-        raise ModelError(f"{path}: missing")
-    try:
-        state = load_file(str(path))
-    except Exception as exc:
-        raise ModelError(f"{path}: not a readable safetensors file ({exc})") from exc
+    state = read_tensors(path, load_file)
     try:
         result = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # shape mismatch

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from deepaq.errors import DeepaqError, ModelError
+from deepaq.models.checkpoint import model_info, read_model_config, read_tensors, resolve_model_folder
 
 # backbone name -> "module:class" of its numpy implementation: the class is built as
 # `cls(config, weights)` and says which weights it needs with `cls.parameter_shapes(config)`
@@ -140,26 +141,16 @@ def numpy_model_from(config: dict, state: dict[str, np.ndarray], source: str | P
     if missing or extra or wrong or "head.1.weight" not in head:
         raise ModelError(f"{source}: tensors do not fit the numpy {name} model (missing {missing[:5]}, "
                          f"unexpected {extra[:5]}, wrong shapes {dict(list(wrong.items())[:3])})")
-    info = {**config.get("info", {}), "model_id": config.get("model_id"), "version": config.get("version"),
-            "window_seconds": config.get("window_seconds")}
-    return NumpyDeepaqNet(cls(backbone_cfg, weights), head["head.1.weight"], head["head.1.bias"], info)
+    return NumpyDeepaqNet(cls(backbone_cfg, weights), head["head.1.weight"], head["head.1.bias"], model_info(config))
 
 
 def load_numpy_model(name_or_path: str | Path) -> NumpyDeepaqNet:
     """Load a saved model folder (or a shipped model by name) for numpy inference."""
     from safetensors.numpy import load_file
 
-    from deepaq.models.checkpoint import read_model_config, resolve_model_folder
-
     folder = resolve_model_folder(name_or_path)
     config = read_model_config(folder)
-    path = folder / "model.safetensors"
-    if not path.is_file():
-        raise ModelError(f"{path}: missing")
-    try:
-        state = load_file(str(path))
-    except Exception as exc:
-        raise ModelError(f"{path}: not a readable safetensors file ({exc})") from exc
+    state = read_tensors(folder / "model.safetensors", load_file)
     try:
         return numpy_model_from(config, state, folder / "config.json")
     except (KeyError, TypeError, ValueError) as exc:
