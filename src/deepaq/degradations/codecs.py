@@ -13,13 +13,13 @@ they can be sampled at any bitrate and used in tandem chains.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from deepaq.audio.resample import resample
 from deepaq.codecs import CODECS, CodecSpec, calibrated_delay, codec_sample_rate, degrade, fit_length, round_trip
-from deepaq.degradations.registry import REGISTRY, Param, family, log_uniform
+from deepaq.degradations.registry import REGISTRY, Param, Worker, family, log_uniform
 from deepaq.errors import CodecError, ConfigError
 
 Options = tuple[tuple[str, str], ...]  # hashable encoder options, for the delay cache
@@ -76,6 +76,22 @@ def _kbps_range(rng: np.random.Generator, low: float, high: float) -> float:
     return round(log_uniform(rng, low, high))
 
 
+def _bitrate(p: dict[str, Any]) -> float:
+    return p["bitrate_kbps"]
+
+
+def _bitrate_family(
+    name: str, what: str, imitates: str, spec: CodecSpec, default: float, low: float, high: float
+) -> Callable[[Worker], Worker]:
+    """`family` for a codec set by its bitrate alone: `spec`'s range, sampled log-uniform in low-high kbps."""
+    return family(
+        name, "codec", what, imitates,
+        {"bitrate_kbps": Param(default, spec.min_kbps, spec.max_kbps, doc=f"sampled {low:g}-{high:g}, log-uniform")},
+        lambda rng: {"bitrate_kbps": float(_kbps_range(rng, low, high))},
+        kbps=_bitrate,
+    )
+
+
 # ---------------------------------------------------------------- the grid's codecs and the held-out ones
 
 _GRID_SAMPLING = {"opus": (8, 128), "mp3": (16, 192), "aac": (16, 160), "mp2": (32, 256), "ac3": (64, 320)}
@@ -99,20 +115,19 @@ def _grid_family(name: str) -> None:
     spec = CODECS[name]
     low, high = _GRID_SAMPLING[name]
     standard = tuple(float(b) for b in _STANDARD_KBPS.get(name, ()))
-    if standard:
-        param = Param(128.0, choices=standard, doc=f"a standard bitrate in {low}-{high}, equal chance")
-        pool = [b for b in standard if low <= b <= high]
-        sampler = lambda rng: {"bitrate_kbps": float(rng.choice(pool))}  # noqa: E731
-    else:
-        param = Param(64.0, spec.min_kbps, spec.max_kbps, doc=f"sampled {low}-{high}, log-uniform")
-        sampler = lambda rng: {"bitrate_kbps": float(_kbps_range(rng, low, high))}  # noqa: E731
+    what = f"{spec.encoder} at a bitrate (deepaq.codecs)"
 
     def work(x: np.ndarray, sr: int, p: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
         return degrade(x, sr, name, p["bitrate_kbps"])
 
+    if not standard:
+        _bitrate_family(name, what, _GRID_IMITATES[name], spec, 64.0, low, high)(work)
+        return
+    pool = [b for b in standard if low <= b <= high]
     family(
-        name, "codec", f"{spec.encoder} at a bitrate (deepaq.codecs)", _GRID_IMITATES[name],
-        {"bitrate_kbps": param}, sampler, kbps=lambda p: p["bitrate_kbps"],
+        name, "codec", what, _GRID_IMITATES[name],
+        {"bitrate_kbps": Param(128.0, choices=standard, doc=f"a standard bitrate in {low}-{high}, equal chance")},
+        lambda rng: {"bitrate_kbps": float(rng.choice(pool))}, kbps=_bitrate,
     )(work)
 
 
@@ -140,24 +155,14 @@ def _vorbis(x: np.ndarray, sr: int, p: dict[str, Any], rng: np.random.Generator)
     return code(x, sr, VORBIS, None, options, stereo_only=True)
 
 
-@family(
-    "eac3", "codec", "Dolby Digital Plus (E-AC-3) at a bitrate",
-    "streaming services and broadcast (DD+)",
-    {"bitrate_kbps": Param(96.0, EAC3.min_kbps, EAC3.max_kbps, doc="sampled 48-192, log-uniform")},
-    lambda rng: {"bitrate_kbps": float(_kbps_range(rng, 48, 192))},
-    kbps=lambda p: p["bitrate_kbps"],
-)
+@_bitrate_family("eac3", "Dolby Digital Plus (E-AC-3) at a bitrate", "streaming services and broadcast (DD+)",
+                 EAC3, 96.0, 48, 192)
 def _eac3(x: np.ndarray, sr: int, p: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
     return code(x, sr, EAC3, p["bitrate_kbps"], coding_rate=sr if sr in _AC3_RATES else 48000)
 
 
-@family(
-    "wmav2", "codec", "Windows Media Audio 2 at a bitrate",
-    "WMA files and old Windows streams",
-    {"bitrate_kbps": Param(64.0, WMAV2.min_kbps, WMAV2.max_kbps, doc="sampled 24-128, log-uniform")},
-    lambda rng: {"bitrate_kbps": float(_kbps_range(rng, 24, 128))},
-    kbps=lambda p: p["bitrate_kbps"],
-)
+@_bitrate_family("wmav2", "Windows Media Audio 2 at a bitrate", "WMA files and old Windows streams",
+                 WMAV2, 64.0, 24, 128)
 def _wmav2(x: np.ndarray, sr: int, p: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
     return code(x, sr, WMAV2, p["bitrate_kbps"], preroll=4096)  # its decoder drops the first 2048 samples
 
@@ -233,7 +238,7 @@ def _g726(x: np.ndarray, sr: int, p: dict[str, Any], rng: np.random.Generator) -
     "GSM/UMTS mobile calls",
     {"bitrate_kbps": Param(12.2, choices=AMRNB_MODES, doc="a mode, uniform over the eight")},
     lambda rng: {"bitrate_kbps": float(rng.choice(AMRNB_MODES))},
-    kbps=lambda p: p["bitrate_kbps"],
+    kbps=_bitrate,
 )
 def _amrnb(x: np.ndarray, sr: int, p: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
     return code(x, sr, AMRNB, p["bitrate_kbps"], coding_rate=8000, mono_only=True)
@@ -267,7 +272,7 @@ OPUS_BANDWIDTH_HZ = {"narrowband": 4000, "mediumband": 6000, "wideband": 8000, "
     },
     lambda rng: {"bitrate_kbps": round(log_uniform(rng, 6, 12), 1),
                  "bandwidth": str(rng.choice(("narrowband", "mediumband", "wideband")))},
-    kbps=lambda p: p["bitrate_kbps"],
+    kbps=_bitrate,
 )
 def _opus_voip(x: np.ndarray, sr: int, p: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
     options = {"application": "voip", "cutoff": str(OPUS_BANDWIDTH_HZ[p["bandwidth"]])}
@@ -428,7 +433,7 @@ def gilbert_losses(rng: np.random.Generator, n: int, rate: float, burst: float) 
         "burst_packets": round(float(rng.uniform(1, 3)), 2), "application": str(rng.choice(("voip", "audio"))),
         "fec": int(rng.random() < 0.3), "frame_ms": int(rng.choice(OPUS_FRAME_MS, p=(0.2, 0.6, 0.2))),
     },
-    kbps=lambda p: p["bitrate_kbps"],
+    kbps=_bitrate,
 )
 def _opus_loss(x: np.ndarray, sr: int, p: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
     rate = codec_sample_rate("opus", 0, sr)
