@@ -132,3 +132,32 @@ def test_numpy_embeddings_are_deterministic_across_batch_sizes(pair):
     a = Scorer(cache_dir=False, batch_size=1).embed(pair[0]).windows
     b = Scorer(cache_dir=False, batch_size=8).embed(pair[0]).windows
     assert a.shape == b.shape and np.abs(a - b).max() <= 1e-5 * np.abs(a).max()
+
+
+def test_evaluate_report_has_figures_only_where_matplotlib_is(tmp_path):
+    """`deepaq evaluate` writes report.md and report.html on a core install too: without
+    matplotlib they have no figures and say so; with it, the scatter and condition plots."""
+    x, sr = read_audio(ASSET)
+    rng = np.random.default_rng(0)
+    rows = []
+    for item in range(3):
+        clean = np.ascontiguousarray(x[:, item * sr : (item + 2) * sr])
+        write_audio(tmp_path / f"ref{item}.wav", clean, sr)
+        for cond, noise, score in (("quiet", 0.002, 4.5), ("loud", 0.05, 1.5 + 0.2 * item)):
+            deg = clean + noise * rng.standard_normal(clean.shape).astype(np.float32)
+            write_audio(tmp_path / f"{cond}{item}.wav", deg, sr)
+            rows.append(["T", f"i{item}", cond, f"ref{item}.wav", f"{cond}{item}.wav", score])
+    with open(tmp_path / "manifest.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["test", "item", "condition", "reference", "degraded", "score"], *rows])
+    out = tmp_path / "report"
+    proc = cli("evaluate", str(tmp_path / "manifest.csv"), "--metrics", "sisdr", "--bootstrap", "20",
+               "--folds", "2", "--out", str(out))
+    md, page = (out / "report.md").read_text(), (out / "report.html").read_text()
+    assert "sisdr" in md and "sisdr" in page
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    if importlib.util.find_spec("matplotlib") is None:
+        assert pngs == [] and "No figures: matplotlib is not installed" in proc.stdout
+        assert "pip install 'deepaq[plots]'" in md and "deepaq[plots]" in page and "<img" not in page
+    else:
+        assert pngs == ["conditions_T.png", "scatter_T.png"] and "No figures" not in md + page
+        assert "![scatter_T.png](scatter_T.png)" in md and 'src="conditions_T.png"' in page

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from deepaq.evaluation.cache import ScoreCache
     from deepaq.evaluation.manifest import write_manifest
     from deepaq.evaluation.metrics import MetricUnavailable, parse_specs
-    from deepaq.evaluation.report import write_report
+    from deepaq.evaluation.report import NO_FIGURES, figures_available, write_report
     from deepaq.evaluation.runner import score_stimuli
 
     if args.folds < 2 or args.bootstrap < 1:
@@ -114,4 +114,6 @@ def run(args: argparse.Namespace) -> int:
     command = shlex.join(["deepaq", *getattr(args, "argv", ["evaluate", str(args.source)])])
     report = write_report(args.out, results, stimuli, scores, series, command)
     print(f"report: {report} and {report.with_suffix('.html')}")
+    if not figures_available():
+        print(NO_FIGURES)
     return 0 if scores else 1

@@ -21,7 +21,7 @@ from scipy import stats as sps
 from deepaq import html as H
 from deepaq.evaluation.analysis import Series
 from deepaq.evaluation.manifest import Stimulus
-from deepaq.evaluation.report import _slug
+from deepaq.evaluation.report import NO_FIGURES, _slug, figures_available
 from deepaq.evaluation.runner import MetricScores
 
 STATS = ("pcc", "srcc", "kendall", "rmse")
@@ -190,6 +190,7 @@ def write_html(out: str | Path, results: dict, stimuli: list[Stimulus], scores: 
     tests = results["tests"]
     scopes = tests + (["overall"] if len(tests) > 1 else [])
     metric_names = [r.name for r in scores]
+    figures = figures_available()
     body = [
         "<h1>Evaluation report</h1>",
         f"<p>Manifest <code>{H.esc(results.get('manifest', ''))}</code>: {results['n_stimuli']} stimuli in "
@@ -201,6 +202,7 @@ def write_html(out: str | Path, results: dict, stimuli: list[Stimulus], scores: 
         f"<b>raw</b>: no mapping; <b>in-sample</b>: monotone {H.esc(cfg['mapping'])} mapping fitted on the points it "
         f"is scored on (optimistic); <b>cv</b>: {cfg['folds']}-fold cross-validated mapping, folds by item. "
         "RMSE is on the listeners' scale after mapping. The highlighted row has the best cross-validated PCC.</p>",
+        *([] if figures else [f'<p class="note">{H.esc(NO_FIGURES)}</p>']),
         "<h2>Metrics</h2>",
         H.table(["metric", "direction", "version", "computed", "cached", "failed"],
                 [[name, f"{m['direction']} is better", m["version"], m["computed"], m["cached"], len(m["errors"])]
@@ -222,10 +224,11 @@ def write_html(out: str | Path, results: dict, stimuli: list[Stimulus], scores: 
         if scope == "overall":
             continue
         rows = condition_means(stimuli, scores, scope)
-        name = f"conditions_{_slug(scope)}.png"
-        plot_conditions(out / name, scope, rows, metric_names)
-        body += ["<h3>Per-condition means</h3>", H.img(name, f"condition means {scope}"),
-                 _conditions_table(rows, metric_names)]
+        body.append("<h3>Per-condition means</h3>")
+        if figures:
+            name = plot_conditions(out / f"conditions_{_slug(scope)}.png", scope, rows, metric_names).name
+            body.append(H.img(name, f"condition means {scope}"))
+        body.append(_conditions_table(rows, metric_names))
         metric, listen = disagreement_rows(out, results, stimuli, series, scope)
         if listen:
             body += [f"<h3>Where {H.esc(metric)} and the listeners disagree most</h3>",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import math
 import re
@@ -15,6 +16,12 @@ from deepaq.evaluation.manifest import Stimulus
 from deepaq.evaluation.runner import MetricScores
 
 STATS = ("pcc", "srcc", "kendall", "rmse")
+NO_FIGURES = "No figures: matplotlib is not installed (pip install 'deepaq[plots]'); the tables hold every number."
+
+
+def figures_available() -> bool:
+    """Whether matplotlib is installed; a core install writes its reports without figures."""
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def _json_safe(value):
@@ -118,7 +125,9 @@ def plot_scope(path: Path, series: list[Series], title: str) -> None:
 
 
 def write_plots(out: Path, series: list[Series]) -> list[str]:
-    """scatter_<scope>.png (stimulus level; set metrics at condition level)."""
+    """scatter_<scope>.png (stimulus level; set metrics at condition level); none without matplotlib."""
+    if not figures_available():
+        return []
     names = []
     pair_metrics = {s.metric for s in series if s.level == "stimulus"}
     for scope in dict.fromkeys(s.scope for s in series):
@@ -191,7 +200,7 @@ def _markdown(results: dict, plots: list[str]) -> str:
             if len(errors) > 20:
                 lines.append(f"- {m}: ... and {len(errors) - 20} more (results.json has all)")
         lines.append("")
-    lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
+    lines += ["## Plots", ""] + ([f"![{p}]({p})" for p in plots] if figures_available() else [NO_FIGURES]) + [""]
     lines += ["Tables: `scores.csv` (per stimulus), `conditions.csv` (per system), `agreement.csv`, "
               "`significance.csv`, `fisher_mean.csv`; every number: `results.json`.", ""]
     return "\n".join(lines)
