@@ -8,7 +8,8 @@ import torch
 
 from deepaq.errors import ConfigError
 from deepaq.models import DeepaqNet, build_backbone, list_backbones, load_model, save_model
-from deepaq.models.compact import DEFAULTS, BandFeatures, band_edges
+from deepaq.models.compact import BandFeatures
+from deepaq.models.compact_numpy import DEFAULTS, band_edges
 
 SR = 48_000
 

@@ -26,7 +26,7 @@ from torch.nn import functional as F
 
 from deepaq.models.backbones import Backbone, register_backbone
 # the settings and band layout are shared with the numpy implementation (no torch there)
-from deepaq.models.compact_numpy import BAND_GROUP, DEFAULTS, band_edges, block_dilations, full_config
+from deepaq.models.compact_numpy import BAND_GROUP, band_edges, block_dilations, full_config
 
 
 class BandFeatures(nn.Module):
