@@ -43,16 +43,17 @@ def _load(manifest: Path, anchors: bool):
 def evaluate_test(manifest: Path, models: dict[str, str | None], baselines: tuple[str, ...], anchors: bool,
                   n_boot: int, jobs: int) -> list[dict]:
     """One row per metric: SRCC raw and PCC cv with CIs, and Williams' p against the best baseline."""
+    from deepaq.engine import LocalEngine
     from deepaq.evaluation.analysis import AnalysisConfig, analyse
     from deepaq.evaluation.cache import ScoreCache
     from deepaq.evaluation.metrics import MetricSpec, MetricUnavailable
-    from deepaq.evaluation.runner import score_stimuli, worker_pool
+    from deepaq.evaluation.runner import score_stimuli
 
     stimuli = _load(manifest, anchors)
     specs = [MetricSpec("deepaq", {"model": path} if path else {}) for path in models.values()]
     specs += [MetricSpec(name) for name in baselines]
     names = list(models) + list(baselines)
-    cache, pool, scores = ScoreCache(), worker_pool(jobs), []
+    cache, pool, scores = ScoreCache(), LocalEngine(jobs) if jobs > 1 else None, []
     try:
         for name, spec in zip(names, specs):
             try:

@@ -66,13 +66,6 @@ def _stats_one(spec: MetricSpec, task: tuple[int, str]) -> tuple[int, GaussianSt
         return index, None, str(exc)
 
 
-def worker_pool(jobs: int) -> Engine | None:
-    """`jobs` local worker processes to share between metrics (None for jobs <= 1); `close()` it."""
-    from deepaq.engine import LocalEngine
-
-    return LocalEngine(jobs) if jobs > 1 else None
-
-
 def _run(spec: MetricSpec, fn, tasks: list[tuple], pool: Engine | None, desc: str):
     """Yield fn(spec, task) results, in this process or on the engine's workers."""
     if pool is not None and len(tasks) > 1:
