@@ -120,3 +120,28 @@ def test_bitrate_groups_rank_within_each_group_with_clean_items_in_every_group()
     assert parts["loss_bitrate"] == pytest.approx(expected / 7)
     _, mixed = deepaq_loss(f, nan, bitrate)  # one group: 8 kbps of codec 1 ranks beside 8 kbps of codec 0
     assert mixed["loss_bitrate"] != pytest.approx(parts["loss_bitrate"])
+
+
+def test_distance_rank_loss_orders_distances_to_each_items_own_clean_item_across_clips():
+    from deepaq.losses import distance_rank_loss
+
+    groups = torch.tensor([0, 0, 0, 1, 1])
+    is_clean = torch.tensor([True, False, False, True, False])
+    labels = torch.tensor([100.0, 80.0, 20.0, 100.0, 50.0])  # clip 1's item lies between clip 0's two
+    base = torch.zeros(5, 2)
+    base[3] = torch.tensor([10.0, 10.0])  # clips far apart: only distances to their own clean count
+
+    def at(distances):
+        e = base.clone()
+        for i, d in zip((1, 2, 4), distances):
+            e[i] = e[3 if i == 4 else 0] + torch.tensor([d, 0.0])
+        return e
+
+    right = distance_rank_loss(at((1.0, 3.0, 2.0)), labels, groups, is_clean)
+    wrong = distance_rank_loss(at((3.0, 1.0, 0.5)), labels, groups, is_clean)
+    assert right < wrong
+    e = at((2.0, 2.0, 2.0)).requires_grad_(True)
+    distance_rank_loss(e, labels, groups, is_clean).backward()
+    assert e.grad[1, 0] > 0 > e.grad[2, 0]  # the better item is pulled in, the worse pushed out
+    nan = torch.full((5,), math.nan)
+    assert distance_rank_loss(e, nan, groups, is_clean) == 0

@@ -29,6 +29,11 @@ Further teacher labels (e.g. the 2f-model's MMS or PEAQ's ODG of each item again
 reference, `deepaq.data.teachers`) each add one term of the same form as the ViSQOL term,
 with its own weight: L += w_t / N * sum_{i labelled by t} L^t_i. The clean item carries the
 teacher's self-score (2f: 100, the top of its scale), a finite best rank.
+
+Rank-N-Contrast orders embeddings; the score is the distance of a degraded item to its own
+clean item, compared across clips. `distance_rank_loss` asks that of the score directly:
+over every pair of items of a batch (any clips) whose teacher labels differ, the better one
+should lie nearer to its clean item, L = mean softplus((d_better - d_worse) / scale).
 """
 
 from __future__ import annotations
@@ -106,3 +111,25 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
         total = total + bitrate_weight * bitrate_sum / n
         parts["loss_bitrate"] = float(bitrate_sum.detach()) / n
     return total, parts
+
+
+def distance_rank_loss(embeddings: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor, is_clean: torch.Tensor,
+                       scale: float = 1.0) -> torch.Tensor:
+    """Pairwise ranking of distances to each item's own clean item by `labels` (higher = better).
+
+    `groups` (int `[N]`) names each item's clip; `is_clean` marks the clean item of each
+    group (the groups of a batch each hold one). Items with a NaN label, and groups without
+    a clean item, take no part. Returns 0 when no pair is ordered.
+    """
+    clean_of = {int(g): i for i, (g, c) in enumerate(zip(groups.tolist(), is_clean.tolist())) if c}
+    keep = [i for i, g in enumerate(groups.tolist()) if int(g) in clean_of and bool(torch.isfinite(labels[i]))]
+    if len(keep) < 2:
+        return embeddings.new_zeros(())
+    idx = torch.tensor(keep, device=embeddings.device)
+    clean_idx = torch.tensor([clean_of[int(groups[i])] for i in keep], device=embeddings.device)
+    d = torch.linalg.vector_norm(embeddings[idx] - embeddings[clean_idx], dim=-1)
+    y = labels[idx]
+    better = y[:, None] > y[None, :]  # [i, j]: i should be nearer its clean item than j
+    if not better.any():
+        return embeddings.new_zeros(())
+    return torch.nn.functional.softplus((d[:, None] - d[None, :]) / scale)[better].mean()

@@ -79,6 +79,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "visqol_weight": 1.0,
         "teachers": {},  # further teacher labels and their weights, e.g. {mms_2f = 1.0} (deepaq.data.teachers)
         "bitrate_groups": "none",  # none: bitrates ranked across the batch | codec: within each codec
+        # weight of the pairwise ranking of distances-to-clean by each teacher (deepaq.losses.distance_rank_loss)
+        "rank_weight": 0.0,
+        "rank_scale": 1.0,
     },
     "optim": {
         "lr": 1e-4,
@@ -423,10 +426,10 @@ class Logs:
 # ---------------------------------------------------------------- the loop
 
 
-def _codec_codes(codecs: list[str]) -> torch.Tensor:
-    """One integer per codec name of a batch (the bitrate term's groups)."""
-    names = {c: k for k, c in enumerate(sorted(set(codecs)))}
-    return torch.tensor([names[c] for c in codecs])
+def _codes(names: list[str]) -> torch.Tensor:
+    """One integer per distinct name of a batch (codecs: the bitrate term's groups; clips)."""
+    index = {c: k for k, c in enumerate(sorted(set(names)))}
+    return torch.tensor([index[c] for c in names])
 
 
 def _loaders(config: dict, sample_rate: int, dist: Dist):
@@ -453,7 +456,7 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
     from tqdm import tqdm
 
     from deepaq.data.dataset import collate
-    from deepaq.losses import deepaq_loss
+    from deepaq.losses import deepaq_loss, distance_rank_loss
     from deepaq.models import count_parameters
 
     if not config["data"]["root"]:
@@ -524,7 +527,14 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
                                           loss_cfg["bitrate_weight"],
                                           {t: (teacher_labels[:, k], w) for k, (t, w) in enumerate(teachers.items())},
                                           loss_cfg["visqol_weight"],
-                                          _codec_codes(batch["codec"]) if loss_cfg["bitrate_groups"] == "codec" else None)
+                                          _codes(batch["codec"]) if loss_cfg["bitrate_groups"] == "codec" else None)
+                if loss_cfg["rank_weight"]:
+                    groups = _codes(batch["clip_id"]).to(dist.device)
+                    for k, (name, weight) in enumerate(teachers.items()):
+                        rank = distance_rank_loss(emb.float(), teacher_labels[:, k], groups,
+                                                  batch["is_clean"].to(dist.device), loss_cfg["rank_scale"])
+                        loss = loss + loss_cfg["rank_weight"] * weight * rank
+                        parts[f"loss_rank_{name}"] = float(rank.detach())
                 (loss / accum).backward()
             if not sync:
                 continue
