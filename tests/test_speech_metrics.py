@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -145,15 +146,6 @@ def test_pesq_and_stoi_errors_name_the_file(tmp_path):
 
 
 def test_a_missing_package_makes_the_metric_unavailable(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_pesq(name, *args, **kwargs):
-        if name == "pesq":
-            raise ImportError("No module named 'pesq'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_pesq)
+    monkeypatch.setitem(sys.modules, "pesq", None)  # `import pesq` raises ModuleNotFoundError
     with pytest.raises(MetricUnavailable, match="pip install 'deepaq\\[baselines\\]'"):
         build_metric(MetricSpec("pesq_wb"))

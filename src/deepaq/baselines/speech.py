@@ -20,7 +20,7 @@ from importlib import metadata
 import numpy as np
 
 from deepaq.audio import AudioSource, align_pair, load_audio
-from deepaq.errors import AudioError, DeepaqError
+from deepaq.errors import AudioError, DeepaqError, require
 
 SISDR_CAP_DB = 100.0  # SI-SDR of (nearly) identical signals, instead of +inf
 
@@ -44,13 +44,6 @@ def _aligned(reference: AudioSource, degraded: AudioSource, sample_rate: int | N
     return pair.reference[0], pair.degraded[0], sr
 
 
-def _require(module: str, package: str):
-    try:
-        return __import__(module)
-    except ImportError as exc:
-        raise DeepaqError(f"needs the PyPI package {package}: pip install 'deepaq[baselines]'") from exc
-
-
 class Pesq:
     """PESQ MOS-LQO: `mode="wb"` (P.862.2, 16 kHz) or `"nb"` (P.862 mapped by P.862.1, 8 kHz)."""
 
@@ -59,7 +52,7 @@ class Pesq:
     def __init__(self, mode: str = "wb"):
         if mode not in ("wb", "nb"):
             raise DeepaqError(f"PESQ mode must be 'wb' or 'nb', got {mode!r}")
-        self._pesq = _require("pesq", "pesq")
+        self._pesq = require("pesq", "PESQ", "baselines")
         self.mode = mode
         self.sample_rate = 16_000 if mode == "wb" else 8_000
         self.score_range = (1.04, 4.64) if mode == "wb" else (1.02, 4.55)
@@ -84,7 +77,7 @@ class Stoi:
     sample_rate = 16_000  # what the pair is brought to; pystoi resamples to 10 kHz itself
 
     def __init__(self, extended: bool = False, max_delay_s: float = 1.0):
-        self._stoi = _require("pystoi", "pystoi")
+        self._stoi = require("pystoi", "STOI", "baselines")
         self.extended = bool(extended)
         self.max_delay_s = float(max_delay_s)
         self.score_range = (-1.0, 1.0) if self.extended else (0.0, 1.0)
@@ -118,7 +111,7 @@ class VisqolSpeech:
     def __init__(self, mapper: str = "polynomial", sample_rate: int | None = 16_000):
         if mapper not in ("polynomial", "lattice"):
             raise DeepaqError(f"ViSQOL speech mapper must be 'polynomial' or 'lattice', got {mapper!r}")
-        visqol = _require("visqol", "visqol-python")
+        visqol = require("visqol", "ViSQOL speech mode", "baselines")
         self._api = visqol.VisqolApi()
         self._api.create(mode="speech", use_lattice_model=mapper == "lattice")
         self.sample_rate = sample_rate
