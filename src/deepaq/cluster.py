@@ -25,7 +25,7 @@ import os
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from deepaq.engine import call, one_thread_per_worker, progress, stream
-from deepaq.errors import ConfigError, DeepaqError
+from deepaq.errors import ConfigError, DeepaqError, require
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -54,10 +54,7 @@ class RayEngine:
     name = "ray"
 
     def __init__(self, address: str | None = None) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise ConfigError("--engine ray needs Ray: pip install 'deepaq[cluster]'") from None
+        ray = require("ray", "--engine ray", "cluster")
         self._ray = ray
         self._started = not ray.is_initialized()
         if self._started:

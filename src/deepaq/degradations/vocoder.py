@@ -19,7 +19,7 @@ from deepaq.audio.resample import resample
 from deepaq.codecs import fit_length
 from deepaq.degradations.registry import Param, family, log_uniform
 from deepaq.degradations.spectral import istft, stft
-from deepaq.errors import ConfigError
+from deepaq.errors import require
 
 VOCODER_RATES = (16000, 24000)
 
@@ -29,10 +29,7 @@ def _quantise(v: np.ndarray, step: float) -> np.ndarray:
 
 
 def _world_channel(x: np.ndarray, rate: int, p: dict[str, Any]) -> np.ndarray:
-    try:
-        import pyworld
-    except ImportError:
-        raise ConfigError("world: needs pyworld (pip install 'deepaq[train]')") from None
+    pyworld = require("pyworld", "the world degradation", "train")
     x = np.ascontiguousarray(x, dtype=np.float64)
     f0, t = pyworld.dio(x, rate, frame_period=p["frame_ms"])
     f0 = pyworld.stonemask(x, f0, t, rate)
