@@ -10,6 +10,9 @@ only scores what is new.
     python benchmarks/bench_listening.py --model new=work/runs/x/checkpoints/best --haaqi
     python benchmarks/bench_listening.py --tests a/manifest.csv,b/manifest.csv --no-anchors
 
+For deepaq models that ship a quality mapping (mapping.json), the last column is the RMSE of
+that `quality` (0-100) against the listeners' mean scores, with no refit on the test.
+
 Anchors are kept by default (the figures in ../shared/data/listening_tests/README.md include them).
 """
 
@@ -74,13 +77,28 @@ def evaluate_test(manifest: Path, models: dict[str, str | None], baselines: tupl
     best = max((b for b in baselines if b in present), key=lambda b: stim[(b, "raw")]["srcc"]["value"], default=None)
     williams = {(r["metric_a"], r["metric_b"]): r for r in results["significance"] if r["statistic"] == "srcc_raw"}
     rows = []
-    for name in present:
+    for result in scores:
+        name = result.name
         srcc, pcc = stim[(name, "raw")]["srcc"], stim[(name, "cv")]["pcc"]
         pair = williams.get((name, best)) or williams.get((best, name))
         p = "" if pair is None or name == best else f"{pair['williams_p']:.3f}"
         rows.append({"test": test, "n": len(stimuli), "metric": name, "srcc": srcc, "pcc_cv": pcc,
-                     "best_baseline": best, "williams_p": p})
+                     "best_baseline": best, "williams_p": p,
+                     "quality_rmse": _quality_rmse(models[name], result, stimuli) if name in models else None})
     return rows
+
+
+def _quality_rmse(model: str | None, result, stimuli) -> float | None:
+    """RMSE against the listeners of the `quality` the model's own shipped mapping gives (no refit)."""
+    from deepaq.scoring import DEFAULT_MODEL, Scorer
+
+    mapping = Scorer(model or DEFAULT_MODEL, cache_dir=False).mapping
+    if mapping is None:
+        return None
+    ok = np.isfinite(result.stimulus_scores)
+    quality = np.array([mapping(d) for d in result.stimulus_scores[ok]])
+    listeners = np.array([s.score for s in stimuli])[ok]
+    return float(np.sqrt(np.mean((quality - listeners) ** 2)))
 
 
 def _ci(e: dict) -> str:
@@ -110,14 +128,15 @@ def main() -> int:
     for manifest in tests:
         print(f"scoring {manifest} ...", file=sys.stderr)
         rows += evaluate_test(manifest, models, baselines, not args.no_anchors, args.bootstrap, args.jobs)
-    print("\n| test | n | metric | SRCC [95 % CI] | PCC cv-mapped [95 % CI] | vs best baseline (Williams p) |")
-    print("|---|---|---|---|---|---|")
+    print("\n| test | n | metric | SRCC [95 % CI] | PCC cv-mapped [95 % CI] | vs best baseline (Williams p) | quality RMSE |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         margin = ""
         if r["metric"] in models and r["best_baseline"]:
             best = next(x for x in rows if x["test"] == r["test"] and x["metric"] == r["best_baseline"])
             margin = f"{r['srcc']['value'] - best['srcc']['value']:+.3f} vs {r['best_baseline']} (p {r['williams_p']})"
-        print(f"| {r['test']} | {r['n']} | {r['metric']} | {_ci(r['srcc'])} | {_ci(r['pcc_cv'])} | {margin} |")
+        rmse = "" if r["quality_rmse"] is None else f"{r['quality_rmse']:.1f}"
+        print(f"| {r['test']} | {r['n']} | {r['metric']} | {_ci(r['srcc'])} | {_ci(r['pcc_cv'])} | {margin} | {rmse} |")
     for name in models:
         mine = [r for r in rows if r["metric"] == name]
         wins = sum(r["srcc"]["value"] > next(x for x in rows if x["test"] == r["test"] and x["metric"] == r["best_baseline"])
