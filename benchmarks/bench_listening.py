@@ -44,8 +44,9 @@ def _load(manifest: Path, anchors: bool):
 
 
 def evaluate_test(manifest: Path, models: dict[str, str | None], baselines: tuple[str, ...], anchors: bool,
-                  n_boot: int, jobs: int) -> list[dict]:
-    """One row per metric: SRCC raw and PCC cv with CIs, and Williams' p against the best baseline."""
+                  n_boot: int, jobs: int) -> tuple[list[dict], dict[str, tuple]]:
+    """One row per metric: SRCC raw and PCC cv with CIs, and Williams' p against the best baseline;
+    and per metric its stimulus points `(x oriented higher = better, listeners, items)`."""
     from deepaq.engine import LocalEngine
     from deepaq.evaluation.analysis import AnalysisConfig, analyse
     from deepaq.evaluation.cache import ScoreCache
@@ -85,7 +86,46 @@ def evaluate_test(manifest: Path, models: dict[str, str | None], baselines: tupl
         rows.append({"test": test, "n": len(stimuli), "metric": name, "srcc": srcc, "pcc_cv": pcc,
                      "best_baseline": best, "williams_p": p,
                      "quality_rmse": _quality_rmse(models[name], result, stimuli) if name in models else None})
-    return rows
+    points = {x.metric: (x.x, x.y, x.groups) for x in series if x.scope == test and x.level == "stimulus"}
+    return rows, points
+
+
+def cv_selection(points: dict[str, dict[str, tuple]], candidates: list[str], others: list[str], folds: int = 4,
+                 seed: int = 0) -> dict[str, dict[str, float]]:
+    """Choosing among `candidates` with the listening tests, cross-validated by item.
+
+    Items of every test are dealt into `folds` folds. For each fold the candidate with the
+    best mean SRCC over the other folds (all tests) is chosen and scored on the held-out fold.
+    Returns per test the mean held-out SRCC of that procedure ("cv-selected"), of each
+    candidate and of each metric in `others` on the same folds, and how often each candidate
+    was chosen.
+    """
+    from deepaq.evaluation.stats import spearman
+
+    rng = np.random.default_rng(seed)
+    fold_of = {}
+    for test, metrics in points.items():
+        items = np.unique(next(iter(metrics.values()))[2])
+        fold_of[test] = dict(zip(items, rng.permutation(len(items)) % folds))
+
+    def srcc(test: str, name: str, keep) -> float:
+        x, y, groups = points[test][name]
+        mask = np.array([keep(fold_of[test][g]) for g in groups])
+        return spearman(x[mask], y[mask])
+
+    out = {test: {"cv-selected": [], **{n: [] for n in candidates + others}} for test in points}
+    chosen: dict[str, int] = {n: 0 for n in candidates}
+    for f in range(folds):
+        fit = {n: np.mean([srcc(t, n, lambda k: k != f) for t in points]) for n in candidates}
+        pick = max(fit, key=fit.get)
+        chosen[pick] += 1
+        for test in points:
+            out[test]["cv-selected"].append(srcc(test, pick, lambda k: k == f))
+            for n in candidates + others:
+                out[test][n].append(srcc(test, n, lambda k: k == f))
+    summary = {test: {n: float(np.nanmean(v)) for n, v in row.items()} for test, row in out.items()}
+    summary["chosen"] = chosen
+    return summary
 
 
 def _quality_rmse(model: str | None, result, stimuli) -> float | None:
@@ -114,6 +154,8 @@ def main() -> int:
     parser.add_argument("--no-anchors", action="store_true", help="leave out conditions named anchor*")
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--jobs", type=int, default=1, help="worker processes for scoring (default 1)")
+    parser.add_argument("--select", default=None, metavar="NAME,NAME",
+                        help="candidate models (names of --model) to choose among with the tests, cross-validated by item")
     args = parser.parse_args()
     models: dict[str, str | None] = {"deepaq": None}
     for item in args.model:
@@ -124,10 +166,12 @@ def main() -> int:
     if not tests:
         print(f"no listening tests found under {SHARED_TESTS}; give --tests", file=sys.stderr)
         return 1
-    rows = []
+    rows, points = [], {}
     for manifest in tests:
         print(f"scoring {manifest} ...", file=sys.stderr)
-        rows += evaluate_test(manifest, models, baselines, not args.no_anchors, args.bootstrap, args.jobs)
+        test_rows, test_points = evaluate_test(manifest, models, baselines, not args.no_anchors, args.bootstrap, args.jobs)
+        rows += test_rows
+        points[test_rows[0]["test"]] = test_points
     print("\n| test | n | metric | SRCC [95 % CI] | PCC cv-mapped [95 % CI] | vs best baseline (Williams p) | quality RMSE |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
@@ -143,6 +187,18 @@ def main() -> int:
                    ["srcc"]["value"] for r in mine if r["best_baseline"])
         print(f"\n{name}: SRCC above the best classic metric on {wins} of {len(mine)} tests; "
               f"mean SRCC {np.mean([r['srcc']['value'] for r in mine]):.3f}")
+    if args.select:
+        candidates = args.select.split(",")
+        others = [b for b in baselines if all(b in p for p in points.values())]
+        summary = cv_selection(points, candidates, others)
+        chosen = summary.pop("chosen")
+        names = ["cv-selected", *candidates, *others]
+        print(f"\nSelection among {', '.join(candidates)} cross-validated by item (4 folds; chosen per fold: "
+              f"{', '.join(f'{n} {k}x' for n, k in chosen.items())}); mean held-out-fold SRCC:\n")
+        print("| test | " + " | ".join(names) + " |")
+        print("|---" * (len(names) + 1) + "|")
+        for test, row in summary.items():
+            print(f"| {test} | " + " | ".join(f"{row[n]:.3f}" for n in names) + " |")
     return 0
 
 
