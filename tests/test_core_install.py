@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import deepaq
 from deepaq.audio import read_audio, write_audio
 from deepaq.codecs import degrade
 
@@ -53,7 +55,9 @@ def test_score_imports_no_heavy_module_and_prints_a_readable_block(pair):
     lines = proc.stdout.splitlines()
     assert lines[-1] == "loaded:"  # none of them
     block = dict(line.split(None, 1) for line in lines[:-1])
-    assert block["model"] == "deepaq-compact 0.2.0" and float(block["distance"].split()[0]) > 0
+    shipped = json.loads((Path(deepaq.__file__).parent / "weights" / "deepaq-compact" / "config.json").read_text())
+    assert block["model"] == f"deepaq-compact {shipped['version']}" and float(block["distance"].split()[0]) > 0
+    assert 0 <= float(block["quality"].split()[0]) <= 100  # the mapping shipped with the weights
     assert block["delay"].endswith("degraded behind the reference)")
 
 
