@@ -77,8 +77,6 @@ def label_dataset(root: str | Path, teacher: str, *, workers: int = 1, engine: E
                   limit: int | None = None) -> tuple[int, int]:
     """Score every not yet labelled item of the dataset at `root` on `engine` (default: `workers`
     local processes); returns (scored now, errors now). `limit` stops after that many items."""
-    import warnings
-
     if teacher not in TEACHERS:
         raise ConfigError(f"unknown teacher {teacher!r}; choose from {', '.join(TEACHERS)}")
     root = Path(root)
@@ -95,9 +93,7 @@ def label_dataset(root: str | Path, teacher: str, *, workers: int = 1, engine: E
     todo = todo[:limit] if limit else todo
     errors = 0
     new_file = not path.exists()
-    with open(path, "a", newline="", encoding="utf-8") as f, given_or_local(engine, workers) as run, \
-            warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # resampling notes, one per item
+    with open(path, "a", newline="", encoding="utf-8") as f, given_or_local(engine, workers) as run:
         writer = csv.DictWriter(f, fieldnames=columns)
         if new_file:
             writer.writeheader()
