@@ -527,7 +527,7 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
                                           loss_cfg["bitrate_weight"],
                                           {t: (teacher_labels[:, k], w) for k, (t, w) in enumerate(teachers.items())},
                                           loss_cfg["visqol_weight"],
-                                          _codes(batch["codec"]) if loss_cfg["bitrate_groups"] == "codec" else None)
+                                          _codes(batch["codec"]).to(dist.device) if loss_cfg["bitrate_groups"] == "codec" else None)
                 if loss_cfg["rank_weight"]:
                     groups = _codes(batch["clip_id"]).to(dist.device)
                     for k, (name, weight) in enumerate(teachers.items()):
