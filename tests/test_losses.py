@@ -145,3 +145,20 @@ def test_distance_rank_loss_orders_distances_to_each_items_own_clean_item_across
     assert e.grad[1, 0] > 0 > e.grad[2, 0]  # the better item is pulled in, the worse pushed out
     nan = torch.full((5,), math.nan)
     assert distance_rank_loss(e, nan, groups, is_clean) == 0
+
+
+def test_deepaq_loss_adds_the_rank_term_per_teacher():
+    from deepaq.losses import distance_rank_loss
+
+    torch.manual_seed(1)
+    f = torch.randn(6, 4)
+    clips = torch.tensor([0, 0, 0, 1, 1, 1])
+    is_clean = torch.tensor([True, False, False, True, False, False])
+    mms = torch.tensor([100.0, 60.0, 20.0, 100.0, 40.0, 80.0])
+    nan = torch.full((6,), math.nan)
+    base, _ = deepaq_loss(f, nan, nan, teachers={"mms_2f": (mms, 2.0)}, bitrate_weight=0.0)
+    total, parts = deepaq_loss(f, nan, nan, teachers={"mms_2f": (mms, 2.0)}, bitrate_weight=0.0,
+                               clips=clips, is_clean=is_clean, rank_weight=0.5)
+    rank = distance_rank_loss(f, mms, clips, is_clean)
+    assert parts["loss_rank_mms_2f"] == pytest.approx(float(rank))
+    assert float(total) == pytest.approx(float(base) + 0.5 * 2.0 * float(rank))

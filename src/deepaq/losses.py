@@ -80,13 +80,17 @@ def bitrate_labels(bitrate: torch.Tensor) -> torch.Tensor:
 def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.Tensor,
                 temperature: float = DEFAULT_TEMPERATURE, bitrate_weight: float = 1.0,
                 teachers: dict[str, tuple[torch.Tensor, float]] | None = None, visqol_weight: float = 1.0,
-                bitrate_groups: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                bitrate_groups: torch.Tensor | None = None, clips: torch.Tensor | None = None,
+                is_clean: torch.Tensor | None = None, rank_weight: float = 0.0, rank_scale: float = 1.0,
+                ) -> tuple[torch.Tensor, dict[str, float]]:
     """The DeePAQ loss of a batch and its parts (for logging), see the module docstring.
 
     `teachers` maps a label name to `(labels [N] with NaN where missing, weight)`.
     `bitrate_groups` (int `[N]`, e.g. a code per codec) ranks bitrates only within a group,
     with every clean item a candidate of each group: in a batch that mixes codecs, equal
     bitrates of two codecs are not equal quality.
+    `rank_weight` adds, for each teacher, `rank_weight * w_t * distance_rank_loss` over the
+    batch's `clips` (int `[N]`) and their clean items (`is_clean`).
     """
     n = embeddings.shape[0]
     total = embeddings.new_zeros(())
@@ -98,6 +102,11 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
         terms = rnc_loss(embeddings, labels, temperature, candidates=torch.isfinite(labels))
         total = total + weight * terms.sum() / n
         parts[f"loss_{name}"] = float(terms.sum().detach()) / n
+    for name, (labels, weight) in (teachers or {}).items():
+        if rank_weight and weight:
+            rank = distance_rank_loss(embeddings, labels, clips, is_clean, rank_scale)
+            total = total + rank_weight * weight * rank
+            parts[f"loss_rank_{name}"] = float(rank.detach())
     if bitrate_weight:
         coded, clean = torch.isfinite(bitrate), torch.isposinf(bitrate)
         groups = torch.zeros_like(bitrate, dtype=torch.long) if bitrate_groups is None else bitrate_groups

@@ -456,7 +456,7 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
     from tqdm import tqdm
 
     from deepaq.data.dataset import collate
-    from deepaq.losses import deepaq_loss, distance_rank_loss
+    from deepaq.losses import deepaq_loss
     from deepaq.models import count_parameters
 
     if not config["data"]["root"]:
@@ -527,14 +527,9 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
                                           loss_cfg["bitrate_weight"],
                                           {t: (teacher_labels[:, k], w) for k, (t, w) in enumerate(teachers.items())},
                                           loss_cfg["visqol_weight"],
-                                          _codes(batch["codec"]).to(dist.device) if loss_cfg["bitrate_groups"] == "codec" else None)
-                if loss_cfg["rank_weight"]:
-                    groups = _codes(batch["clip_id"]).to(dist.device)
-                    for k, (name, weight) in enumerate(teachers.items()):
-                        rank = distance_rank_loss(emb.float(), teacher_labels[:, k], groups,
-                                                  batch["is_clean"].to(dist.device), loss_cfg["rank_scale"])
-                        loss = loss + loss_cfg["rank_weight"] * weight * rank
-                        parts[f"loss_rank_{name}"] = float(rank.detach())
+                                          _codes(batch["codec"]).to(dist.device) if loss_cfg["bitrate_groups"] == "codec" else None,
+                                          _codes(batch["clip_id"]).to(dist.device), batch["is_clean"].to(dist.device),
+                                          loss_cfg["rank_weight"], loss_cfg["rank_scale"])
                 (loss / accum).backward()
             if not sync:
                 continue
