@@ -34,6 +34,8 @@ Rank-N-Contrast orders embeddings; the score is the distance of a degraded item 
 clean item, compared across clips. `distance_rank_loss` asks that of the score directly:
 over every pair of items of a batch (any clips) whose teacher labels differ, the better one
 should lie nearer to its clean item, L = mean softplus((d_better - d_worse) / scale).
+The ladder term is the same ranking within each ladder (one family at severities of known
+order on one clip, `deepaq.degradations.ladders`) by its steps: labels no teacher gives.
 """
 
 from __future__ import annotations
@@ -82,7 +84,8 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
                 teachers: dict[str, tuple[torch.Tensor, float]] | None = None, visqol_weight: float = 1.0,
                 bitrate_groups: torch.Tensor | None = None, clips: torch.Tensor | None = None,
                 is_clean: torch.Tensor | None = None, rank_weight: float = 0.0, rank_scale: float = 1.0,
-                ) -> tuple[torch.Tensor, dict[str, float]]:
+                ladders: torch.Tensor | None = None, ladder_steps: torch.Tensor | None = None,
+                ladder_weight: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
     """The DeePAQ loss of a batch and its parts (for logging), see the module docstring.
 
     `teachers` maps a label name to `(labels [N] with NaN where missing, weight)`.
@@ -91,6 +94,8 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
     bitrates of two codecs are not equal quality.
     `rank_weight` adds, for each teacher, `rank_weight * w_t * distance_rank_loss` over the
     batch's `clips` (int `[N]`) and their clean items (`is_clean`).
+    `ladder_weight` adds `ladder_weight * distance_rank_loss` by `ladder_steps` (NaN outside
+    ladders) over pairs of the same ladder (`ladders`, int `[N]`).
     """
     n = embeddings.shape[0]
     total = embeddings.new_zeros(())
@@ -107,6 +112,10 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
             rank = distance_rank_loss(embeddings, labels, clips, is_clean, rank_scale)
             total = total + rank_weight * weight * rank
             parts[f"loss_rank_{name}"] = float(rank.detach())
+    if ladder_weight and ladders is not None:
+        ladder = distance_rank_loss(embeddings, ladder_steps, clips, is_clean, rank_scale, pair_groups=ladders)
+        total = total + ladder_weight * ladder
+        parts["loss_ladder"] = float(ladder.detach())
     if bitrate_weight:
         coded, clean = torch.isfinite(bitrate), torch.isposinf(bitrate)
         groups = torch.zeros_like(bitrate, dtype=torch.long) if bitrate_groups is None else bitrate_groups
@@ -123,12 +132,13 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
 
 
 def distance_rank_loss(embeddings: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor, is_clean: torch.Tensor,
-                       scale: float = 1.0) -> torch.Tensor:
+                       scale: float = 1.0, pair_groups: torch.Tensor | None = None) -> torch.Tensor:
     """Pairwise ranking of distances to each item's own clean item by `labels` (higher = better).
 
     `groups` (int `[N]`) names each item's clip; `is_clean` marks the clean item of each
     group (the groups of a batch each hold one). Items with a NaN label, and groups without
-    a clean item, take no part. Returns 0 when no pair is ordered.
+    a clean item, take no part. With `pair_groups` (int `[N]`), only pairs in the same
+    pair group are ranked. Returns 0 when no pair is ordered.
     """
     clean_of = {int(g): i for i, (g, c) in enumerate(zip(groups.tolist(), is_clean.tolist())) if c}
     keep = [i for i, g in enumerate(groups.tolist()) if int(g) in clean_of and bool(torch.isfinite(labels[i]))]
@@ -139,6 +149,9 @@ def distance_rank_loss(embeddings: torch.Tensor, labels: torch.Tensor, groups: t
     d = torch.linalg.vector_norm(embeddings[idx] - embeddings[clean_idx], dim=-1)
     y = labels[idx]
     better = y[:, None] > y[None, :]  # [i, j]: i should be nearer its clean item than j
+    if pair_groups is not None:
+        p = pair_groups[idx]
+        better = better & (p[:, None] == p[None, :])
     if not better.any():
         return embeddings.new_zeros(())
     return torch.nn.functional.softplus((d[:, None] - d[None, :]) / scale)[better].mean()

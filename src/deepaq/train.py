@@ -72,6 +72,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "group_by": "clip",  # clip: a group mixes the clip's codecs | codec: one codec of one clip per group
         "validation_batch_size": 32,
         "num_workers": 2,
+        "ladders_per_batch": 0,  # whole ladders (build-data --ladders) added to each batch; 0 = ladder items mix in
     },
     "loss": {
         "temperature": 2.0,
@@ -82,6 +83,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # weight of the pairwise ranking of distances-to-clean by each teacher (deepaq.losses.distance_rank_loss)
         "rank_weight": 0.0,
         "rank_scale": 1.0,
+        "ladder_weight": 0.0,  # the same ranking within each ladder by its known order (deepaq.degradations.ladders)
     },
     "optim": {
         "lr": 1e-4,
@@ -100,7 +102,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "precision": "auto",  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
         "validate_at_start": True,  # log the untrained model's validation as epoch -1
         # validation measure that picks the best checkpoint: overall (vs ViSQOL) | bitrate | a teacher's
-        # name (Spearman vs that label over all clips) | teachers (the mean over the teachers)
+        # name (Spearman vs that label over all clips) | teachers (the mean over the teachers) | ladders
         "select": "overall",
         # a teacher label (e.g. "mms_2f", 0-100) the distance is mapped onto for `quality`: a monotone
         # MLP fitted on the validation items, saved as mapping.json beside the best weights; "" = none
@@ -148,9 +150,9 @@ def merge_config(raw: dict, source: str = "<config>") -> dict[str, dict[str, Any
         raise ConfigError(f"{source}: [loss] bitrate_groups must be none or codec")
     if config["train"]["quality_scale"] not in ("", "visqol", *teachers):
         raise ConfigError(f"{source}: [train] quality_scale must be '', visqol or one of the teachers {sorted(teachers)}")
-    if config["train"]["select"] not in ("overall", "bitrate", "teachers", *teachers):
+    if config["train"]["select"] not in ("overall", "bitrate", "teachers", "ladders", *teachers):
         raise ConfigError(f"{source}: [train] select must be overall (Spearman vs ViSQOL), bitrate (within clip), "
-                          f"teachers or one of the teachers {sorted(teachers)}")
+                          f"teachers, ladders (steps ordered) or one of the teachers {sorted(teachers)}")
     if config["optim"]["grad_accum"] < 1:
         raise ConfigError(f"{source}: [optim] grad_accum must be >= 1")
     return config
@@ -312,7 +314,8 @@ def validation_metrics(records: list[dict], teachers: tuple[str, ...] = ()) -> d
     "overall" and one entry per codec: against ViSQOL over every degraded item with a ViSQOL
     label. "bitrate": against bitrate within each clip and codec, averaged over those groups
     (n = number of groups), the measure of the held-out benchmark and the one a dataset built
-    with bitrate labels only can give.
+    with bitrate labels only can give. "ladders": the share of adjacent ladder steps whose
+    better step lies strictly nearer the clean item (n = adjacent steps), where there are ladders.
     """
     from scipy.stats import spearmanr
 
@@ -339,6 +342,16 @@ def validation_metrics(records: list[dict], teachers: tuple[str, ...] = ()) -> d
         result[name] = (rho([-r["distance"] for r in rows], [r[name] for r in rows]), len(rows))
     if teachers:
         result["teachers"] = (float(np.mean([result[t][0] for t in teachers])), len(degraded))
+    ladders: dict[str, list[dict]] = {}
+    for r in degraded:
+        if r.get("ladder"):
+            ladders.setdefault(r["ladder"], []).append(r)
+    ordered = []
+    for rows in ladders.values():
+        d = [r["distance"] for r in sorted(rows, key=lambda r: r["ladder_step"])]
+        ordered += [better < worse for worse, better in zip(d, d[1:])]
+    if ordered:
+        result["ladders"] = (float(np.mean(ordered)), len(ordered))
     return result
 
 
@@ -357,6 +370,7 @@ def validate(model, loader, device: torch.device, autocast, teachers: tuple[str,
         for i in range(emb.shape[0]):
             items.append({"clip_id": batch["clip_id"][i], "codec": batch["codec"][i],
                           "visqol": float(batch["visqol"][i]), "bitrate": float(batch["bitrate"][i]),
+                          "ladder": batch["ladder"][i], "ladder_step": float(batch["ladder_step"][i]),
                           **{t: float(batch["teachers"][i, k]) for k, t in enumerate(teachers)},
                           "embedding": emb[i]})
     clean = {r["clip_id"]: r["embedding"] for r in items if r["codec"] == "clean"}
@@ -376,9 +390,11 @@ def fit_quality_mapping(records: list[dict], label: str):
 
 def _describe(metrics: dict[str, tuple[float, int]], teachers: tuple[str, ...] = ()) -> str:
     """One line of validation measures: Spearman(-distance, ViSQOL) overall and per codec, then bitrate."""
-    visqol = ", ".join(f"{c} {rho:.3f}" for c, (rho, _) in metrics.items() if c not in ("bitrate", "teachers", *teachers))
+    visqol = ", ".join(f"{c} {rho:.3f}" for c, (rho, _) in metrics.items()
+                       if c not in ("bitrate", "teachers", "ladders", *teachers))
     line = f"Spearman(-distance, ViSQOL) {visqol}; within clip vs bitrate {metrics['bitrate'][0]:.4f}"
-    return line + "".join(f"; vs {t} {metrics[t][0]:.4f}" for t in teachers)
+    line += "".join(f"; vs {t} {metrics[t][0]:.4f}" for t in teachers)
+    return line + (f"; ladder steps ordered {metrics['ladders'][0]:.4f}" if "ladders" in metrics else "")
 
 
 # ---------------------------------------------------------------- logging
@@ -444,7 +460,8 @@ def _loaders(config: dict, sample_rate: int, dist: Dist):
     val_set = ManifestDataset(d["root"], d["validation_split"], sample_rate, d["window_seconds"], False, seed, teachers)
     sampler = ClipBatchSampler(train_set.clip_ids, train_set.is_clean, d["clips_per_batch"], d["items_per_clip"],
                                shuffle=True, seed=seed, rank=dist.rank, world_size=dist.world_size,
-                               subgroups=train_set.codecs if d["group_by"] == "codec" else None)
+                               subgroups=train_set.codecs if d["group_by"] == "codec" else None,
+                               ladders=train_set.ladders, ladders_per_batch=d["ladders_per_batch"])
     val_loader = DataLoader(val_set, batch_size=d["validation_batch_size"], collate_fn=collate,
                             num_workers=d["num_workers"], generator=torch.Generator().manual_seed(seed))
     return train_set, sampler, val_loader
@@ -529,7 +546,9 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
                                           loss_cfg["visqol_weight"],
                                           _codes(batch["codec"]).to(dist.device) if loss_cfg["bitrate_groups"] == "codec" else None,
                                           _codes(batch["clip_id"]).to(dist.device), batch["is_clean"].to(dist.device),
-                                          loss_cfg["rank_weight"], loss_cfg["rank_scale"])
+                                          loss_cfg["rank_weight"], loss_cfg["rank_scale"],
+                                          _codes(batch["ladder"]).to(dist.device), batch["ladder_step"].to(dist.device),
+                                          loss_cfg["ladder_weight"])
                 (loss / accum).backward()
             if not sync:
                 continue

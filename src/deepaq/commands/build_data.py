@@ -10,7 +10,8 @@ HELP = "build a weak-label training set: clips, codec grid, ViSQOL + bitrate lab
 EXAMPLE = (
     "deepaq build-data corpus/music corpus/speech -o work/dataset --workers 2 --csv\n"
     "  deepaq build-data /shared/corpus -o /shared/dataset --engine ray --ray-address head:6379\n"
-    "  deepaq build-data corpus -o work/small --codecs opus,mp3 --bitrates 16,64,128 --max-clips 2 --lowpass 3500,7000"
+    "  deepaq build-data corpus -o work/small --codecs opus,mp3 --bitrates 16,64,128 --max-clips 2 --lowpass 3500,7000\n"
+    "  deepaq build-data corpus -o work/ladders --codecs '' --ladders all --ladder-steps 5 --no-visqol"
 )
 
 
@@ -23,6 +24,12 @@ def _floats(text: str) -> tuple[float, ...]:
 
 def _names(text: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def _ladders(names: tuple[str, ...]) -> tuple[str, ...]:
+    from deepaq.degradations.ladders import resolve_ladders
+
+    return resolve_ladders(names) if names else ()
 
 
 def _families(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -47,6 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="deepaq.degradations families to sample conditions from (all: every training family; docs/data.md)")
     parser.add_argument("--per-clip", type=int, default=d.per_clip, metavar="N",
                         help="sampled degradation conditions per clip, besides the codec grid (--codecs '' for none)")
+    parser.add_argument("--ladders", type=_names, default=d.ladders, metavar="LADDER,...|all",
+                        help="ladders of known order written for every clip (lowpass, noise_white, noise_pink, "
+                             "clipping, mp3, aac, eac3, vorbis; all: every one); training ranks their steps")
+    parser.add_argument("--ladder-steps", type=int, default=d.ladder_steps, metavar="N",
+                        help=f"steps per ladder, worst to best (default {d.ladder_steps})")
     parser.add_argument("--interferers", type=Path, action="append", default=[], metavar="DIR",
                         help="a folder of audio to draw babble talkers and separation interferers from "
                              "(repeat for more; default: speech-shaped noise and pink noise)")
@@ -73,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         lowpass_hz=args.lowpass,
         degradations=_families(args.degradations),
         per_clip=args.per_clip,
+        ladders=_ladders(args.ladders),
+        ladder_steps=args.ladder_steps,
         interferers=tuple(map(str, args.interferers)),
         split_ratios=args.split,
         seed=args.seed,

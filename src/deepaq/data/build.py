@@ -50,6 +50,8 @@ class Condition(NamedTuple):
     bitrate_kbps: float
     cutoff_hz: float = math.nan
     params: str = ""  # a degradation family's parameters as JSON; "" for the grid
+    ladder: str = ""  # the ladder (deepaq.degradations.ladders) this step belongs to, if any
+    ladder_step: int = -1  # its place on the ladder, 0 = worst
 
     @property
     def params_json(self) -> str:
@@ -79,12 +81,14 @@ class BuildConfig:
     degradations: tuple[str, ...] = ()  # families of deepaq.degradations to sample conditions from
     per_clip: int = 0  # sampled degradation conditions per clip, besides the grid
     interferers: tuple[str, ...] = ()  # folders of audio: babble talkers and separation interferers
+    ladders: tuple[str, ...] = ()  # deepaq.degradations.ladders written for every clip
+    ladder_steps: int = 5  # steps per ladder
     inputs: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         # one spelling per setting (16 and 16.0 are the same bitrate), so resume checks compare equal
         for name, kind in (("codecs", str), ("bitrates", float), ("lowpass_hz", float), ("split_ratios", float),
-                           ("degradations", str), ("interferers", str), ("inputs", str)):
+                           ("degradations", str), ("interferers", str), ("ladders", str), ("inputs", str)):
             object.__setattr__(self, name, tuple(kind(v) for v in getattr(self, name)))
         object.__setattr__(self, "clip_seconds", float(self.clip_seconds))
 
@@ -97,9 +101,10 @@ class BuildConfig:
 
     def clip_conditions(self, clip_id: str, own_file: str = "") -> list[Condition]:
         """The grid, then `per_clip` degradations planned for this clip (deterministic from its id
-        and the seed). With `interferers`, babble talkers and separation interferers are files
-        drawn from those folders (never the clip's own file)."""
+        and the seed), then the steps of each ladder. With `interferers`, babble talkers and
+        separation interferers are files drawn from those folders (never the clip's own file)."""
         from deepaq import degradations
+        from deepaq.degradations.ladders import plan_ladder
 
         items = self.conditions()
         for suffix, name, params in degradations.plan_conditions(clip_id, self.per_clip, self.degradations, self.seed):
@@ -108,7 +113,15 @@ class BuildConfig:
                 params = {**params, **_interferer_params(self.interferers, name, params, rng, own_file)}
             kbps = degradations.get(name).bitrate_kbps(params)
             items.append(Condition(suffix, name, kbps, params=json.dumps(params, sort_keys=True)))
+        for ladder in self.ladders:
+            for step, (suffix, name, params) in enumerate(plan_ladder(clip_id, ladder, self.ladder_steps, self.seed)):
+                kbps = degradations.get(name).bitrate_kbps(params)
+                items.append(Condition(suffix, name, kbps, params=json.dumps(params, sort_keys=True),
+                                       ladder=ladder, ladder_step=step))
         return items
+
+    def items_per_clip(self) -> int:
+        return len(self.conditions()) + self.per_clip + len(self.ladders) * self.ladder_steps
 
     def check(self) -> None:
         """Raise ConfigError for settings that cannot work, before any work starts."""
@@ -143,6 +156,11 @@ class BuildConfig:
             from deepaq.degradations import resolve_families
 
             resolve_families(self.degradations)
+        if self.ladders:
+            from deepaq.degradations.ladders import LADDERS, resolve_ladders
+
+            for name in resolve_ladders(self.ladders):
+                LADDERS[name].settings(self.ladder_steps, np.random.default_rng(0))  # enough settings?
         for folder in self.interferers:
             if not _audio_files((folder,)):
                 raise ConfigError(f"{folder}: no audio files to draw babble talkers and interferers from")
@@ -346,6 +364,8 @@ def build_clip(task: ClipTask) -> dict[str, Any]:
             "bitrate_kbps": cond.bitrate_kbps,
             "family": cond.codec,
             "params": cond.params_json,
+            "ladder": cond.ladder,
+            "ladder_step": cond.ladder_step,
             "visqol_mos": mos,
             "path": path.relative_to(root).as_posix(),
         })
@@ -419,7 +439,7 @@ def build_dataset(
         clip_samples = int(round(config.clip_seconds * SAMPLE_RATE))
         tasks = list(_clip_tasks(sources, scanned, clip_samples, str(dataset), config))
         todo = [t for t in tasks if t.clip_id not in built]
-        per_clip = len(config.conditions()) + config.per_clip
+        per_clip = config.items_per_clip()
         for _, record in run.map(build_clip, todo, desc="build", unit="item", total=len(todo) * per_clip,
                                  weight=lambda r: per_clip, chunk_size=1):
             journal.append(record)

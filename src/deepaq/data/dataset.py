@@ -4,6 +4,9 @@ Rank-N-Contrast needs things to rank inside a batch: `ClipBatchSampler` fills ev
 with `clips_per_batch` groups, each holding one clip's clean item plus `items_per_clip - 1`
 of its degraded items. An epoch splits every clip's degraded items (shuffled) into such
 groups, so each degraded item is seen once per epoch and the clean item once per group.
+With `ladders_per_batch`, the steps of ladders (`build-data --ladders`: one family at
+severities of known order) come as whole ladders instead: each batch also holds that many
+(clean + every step of one ladder of one clip), drawn in a shuffled cycle.
 Under DDP each rank takes every `world_size`-th batch of the same seeded order, truncated
 so all ranks run the same number of steps.
 
@@ -72,6 +75,9 @@ class ManifestDataset(Dataset):
         self.clip_ids: list[str] = self.items["clip_id"].astype(str).tolist()
         self.is_clean: list[bool] = (self.items["codec"] == "clean").tolist()
         self.codecs: list[str] = self.items["codec"].astype(str).tolist()
+        # "<clip>/<ladder>" for the steps of a ladder, "" for every other item
+        self.ladders: list[str] = [f"{c}/{name}" if name else "" for c, name in zip(self.clip_ids, self.items["ladder"])]
+        self.ladder_steps = self.items["ladder_step"].to_numpy(dtype=np.float64)
         ids = self.items["item_id"].astype(str)
         self.teachers = tuple(teachers)
         self.teacher_labels = np.array([[labels.get(i, {}).get(t, math.nan) for t in self.teachers] for i in ids],
@@ -126,6 +132,8 @@ class ManifestDataset(Dataset):
             "clip_id": str(row["clip_id"]),
             "codec": str(row["codec"]),
             "is_clean": row["codec"] == "clean",
+            "ladder": self.ladders[index],
+            "ladder_step": float(self.ladder_steps[index]) if self.ladders[index] else math.nan,
         }
 
 
@@ -145,6 +153,8 @@ def collate(items: list[dict]) -> dict:
         "clip_id": [item["clip_id"] for item in items],
         "codec": [item["codec"] for item in items],
         "is_clean": torch.tensor([item["is_clean"] for item in items]),
+        "ladder": [item["ladder"] for item in items],
+        "ladder_step": torch.tensor([item["ladder_step"] for item in items], dtype=torch.float32),
     }
 
 
@@ -153,26 +163,34 @@ class ClipBatchSampler(Sampler[list[int]]):
 
     With `subgroups` (one key per item, e.g. its codec), a group's degraded items also share
     that key: clean + items of one codec of one clip.
+    With `ladders` (one key per item, "" outside ladders) and `ladders_per_batch` > 0, the
+    ladders' items leave those groups: every batch also holds `ladders_per_batch` whole
+    ladders, each after its clip's clean item.
     """
 
     def __init__(self, clip_ids: list[str], is_clean: list[bool], clips_per_batch: int, items_per_clip: int,
                  shuffle: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1,
-                 subgroups: list[str] | None = None):
+                 subgroups: list[str] | None = None, ladders: list[str] | None = None, ladders_per_batch: int = 0):
         if clips_per_batch < 1 or items_per_clip < 2:
             raise ConfigError("a batch needs clips_per_batch >= 1 and items_per_clip >= 2 (clean + degraded)")
         clean: dict[str, int] = {}
         degraded: dict[tuple[str, str], list[int]] = {}
+        ladder_items: dict[tuple[str, str], list[int]] = {}
         for index, (clip, is_c) in enumerate(zip(clip_ids, is_clean)):
             if is_c:
                 clean[clip] = index
+            elif ladders_per_batch and ladders and ladders[index]:
+                ladder_items.setdefault((clip, ladders[index]), []).append(index)
             else:
                 degraded.setdefault((clip, subgroups[index] if subgroups else ""), []).append(index)
-        missing = sorted({clip for clip, _ in degraded} - set(clean))
+        missing = sorted({clip for clip, _ in [*degraded, *ladder_items]} - set(clean))
         if missing:
             raise ConfigError(f"clips without a clean item: {missing[:5]} ({len(missing)})")
         self.clean, self.degraded = clean, {c: degraded[c] for c in sorted(degraded)}
         if not self.degraded:
             raise ConfigError("no degraded items to rank")
+        self.ladders = [[clean[clip], *items] for (clip, _), items in sorted(ladder_items.items())]
+        self.ladders_per_batch = ladders_per_batch if self.ladders else 0
         self.clips_per_batch, self.per_group = clips_per_batch, items_per_clip - 1
         self.shuffle, self.seed, self.epoch = shuffle, seed, 0
         self.rank, self.world_size = rank, world_size
@@ -200,7 +218,15 @@ class ClipBatchSampler(Sampler[list[int]]):
         return batches // self.world_size
 
     def __iter__(self) -> Iterator[list[int]]:
-        groups = self._groups(random.Random(f"{self.seed}/{self.epoch}"))
+        rng = random.Random(f"{self.seed}/{self.epoch}")
+        groups = self._groups(rng)
         batches = [sum(groups[i:i + self.clips_per_batch], []) for i in range(0, len(groups), self.clips_per_batch)]
+        if self.ladders_per_batch:
+            ladders = list(self.ladders)
+            if self.shuffle:
+                rng.shuffle(ladders)
+            k = self.ladders_per_batch
+            batches = [batch + sum((ladders[(b * k + j) % len(ladders)] for j in range(k)), [])
+                       for b, batch in enumerate(batches)]
         mine = batches[self.rank::self.world_size][: len(self)]
         return iter(mine)

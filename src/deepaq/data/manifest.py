@@ -5,8 +5,9 @@
 text `inf` in CSV; pandas reads both back as `float("inf")`) and `NaN` for low-pass anchors
 and for degradation families without a bitrate. `family` names the grid codec ("clean",
 "lowpass") or the deepaq.degradations family; `params` holds its parameters as JSON.
-Manifests written before those two columns existed read back with `family` = `codec` and
-`params` empty.
+`ladder` and `ladder_step` name the ladder (deepaq.degradations.ladders) an item is a step
+of and its place on it (0 = worst); "" and -1 for other items. Manifests written before
+these columns existed read back with `family` = `codec`, `params` empty and no ladders.
 
 The journal is how long jobs resume: every finished unit of work appends one JSON line and
 fsyncs it, so a killed job loses at most the units that were running. A torn last line (a
@@ -34,6 +35,8 @@ COLUMNS: tuple[str, ...] = (
     "bitrate_kbps",
     "family",
     "params",
+    "ladder",
+    "ladder_step",
     "visqol_mos",
     "path",
     "sample_rate",
@@ -42,7 +45,7 @@ COLUMNS: tuple[str, ...] = (
     "visqol_version",
 )
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
-ADDED_COLUMNS = ("family", "params")  # optional when reading: older manifests lack them
+ADDED_COLUMNS = ("family", "params", "ladder", "ladder_step")  # optional when reading: older manifests lack them
 
 
 def write_manifest(rows: Iterable[dict[str, Any]], root: Path, *, csv: bool = False) -> Path:
@@ -51,9 +54,11 @@ def write_manifest(rows: Iterable[dict[str, Any]], root: Path, *, csv: bool = Fa
 
     frame = pd.DataFrame(list(rows), columns=list(COLUMNS))
     frame = frame.sort_values("item_id", kind="stable").reset_index(drop=True)
+    frame["ladder"] = frame["ladder"].fillna("")  # rows of items outside ladders may leave them out
+    frame["ladder_step"] = frame["ladder_step"].fillna(-1)
     frame = frame.astype(
         {"clip_start_s": "float64", "clip_end_s": "float64", "bitrate_kbps": "float64",
-         "visqol_mos": "float64", "sample_rate": "int64", "seed": "int64"}
+         "visqol_mos": "float64", "sample_rate": "int64", "seed": "int64", "ladder_step": "int64"}
     )
     path = Path(root) / MANIFEST_NAME
     _replace_with(path, lambda tmp: frame.to_parquet(tmp, index=False))
@@ -80,6 +85,9 @@ def read_manifest(path: str | Path):
     if "params" not in frame.columns:
         frame["params"] = ""
     frame["params"] = frame["params"].fillna("")
+    if "ladder" not in frame.columns:
+        frame["ladder"], frame["ladder_step"] = "", -1
+    frame["ladder"] = frame["ladder"].fillna("")
     return frame
 
 

@@ -1,0 +1,92 @@
+"""Ladders: one degradation family at several severities whose order is known.
+
+A lower low-pass corner, a lower SNR, a lower clipping threshold or a lower bitrate is worse,
+whatever the content. A ladder is such a family and parameter; `plan_ladder` draws its steps
+for one clip, worst to best. The dataset builder writes them (`build-data --ladders`) and
+training ranks a clip's steps by their order (`[loss] ladder_weight`): a label that needs no
+teacher and is certain, where a teacher's scores of nearly equal steps are noise.
+
+Steps are spread over the ladder's range, one per stratum, each drawn in the middle half of
+its stratum, so two steps are never closer than half a stratum; discrete settings (codec
+bitrates) are indices into their list, drawn the same way. Each clip gets its own draw, so
+training sees the whole range, not a few fixed settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from deepaq.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Ladder:
+    family: str
+    param: str
+    low: float = 0.0  # continuous range of the parameter
+    high: float = 0.0
+    log: bool = True  # strata equal in log(value) (frequencies, bitrates) or in value (dB)
+    higher_is_better: bool = True
+    values: tuple[float, ...] = ()  # discrete settings, ascending; used instead of low/high
+    fixed: dict[str, Any] = field(default_factory=dict)  # the family's other parameters
+
+    def settings(self, steps: int, rng: np.random.Generator) -> list[float]:
+        """`steps` values of the parameter, worst to best."""
+        if self.values and steps * 2 > len(self.values):
+            raise ConfigError(f"{self.family}: a ladder of {steps} steps needs at least {2 * steps} settings")
+        positions = (np.arange(steps) + 0.25 + 0.5 * rng.random(steps)) / steps  # ascending in [0, 1]
+        if self.values:
+            picked = [self.values[int(round(p * (len(self.values) - 1)))] for p in positions]
+        elif self.log:
+            picked = list(np.exp(np.log(self.low) + positions * (np.log(self.high) - np.log(self.low))))
+        else:
+            picked = list(self.low + positions * (self.high - self.low))
+        picked = [float(round(v, 2)) for v in picked]
+        return picked if self.higher_is_better else picked[::-1]
+
+
+_MP3_KBPS = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+
+# MP2 and AC-3 stay out (the unseen codecs of benchmarks/bench_ladders.py); so do its exact settings:
+# the draws are continuous, and the benchmark's references are not in the corpus.
+LADDERS: dict[str, Ladder] = {
+    "lowpass": Ladder("bandlimit", "high_hz", 2000.0, 20000.0, fixed={"kind": "lowpass", "order": 8}),
+    "noise_white": Ladder("noise_white", "snr_db", 0.0, 50.0, log=False),
+    "noise_pink": Ladder("noise_pink", "snr_db", 0.0, 50.0, log=False),
+    "clipping": Ladder("clipping", "clip_db", 0.3, 30.0, higher_is_better=False, fixed={"mode": "hard"}),
+    "mp3": Ladder("mp3", "bitrate_kbps", values=tuple(float(b) for b in _MP3_KBPS)),
+    "aac": Ladder("aac", "bitrate_kbps", 24.0, 256.0),
+    "eac3": Ladder("eac3", "bitrate_kbps", 48.0, 384.0),
+    "vorbis": Ladder("vorbis", "quality", 0.3, 8.0),
+}
+
+
+def resolve_ladders(spec: str | Sequence[str]) -> tuple[str, ...]:
+    """"all" -> every ladder; "a,b" or ["a", "b"] -> checked names."""
+    names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
+    names = [n for n in names if n]
+    if names == ["all"]:
+        return tuple(LADDERS)
+    unknown = [n for n in names if n not in LADDERS]
+    if unknown:
+        raise ConfigError(f"unknown ladder {', '.join(unknown)}; choose from {', '.join(LADDERS)}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"ladders {', '.join(names)} list one twice")
+    return tuple(names)
+
+
+def plan_ladder(clip_id: str, name: str, steps: int, seed: int) -> list[tuple[str, str, dict[str, Any]]]:
+    """`(suffix, family, params)` of one ladder's steps for one clip, worst to best.
+
+    Deterministic from the clip, the ladder and the seed. Suffixes are `ld_<ladder>_<step>`.
+    """
+    if steps < 2:
+        raise ConfigError(f"a ladder needs at least 2 steps, got {steps}")
+    ladder = LADDERS[resolve_ladders([name])[0]]
+    key = int.from_bytes(hashlib.sha256(f"{seed}:{clip_id}:ladder:{name}".encode()).digest()[:8], "little")
+    values = ladder.settings(steps, np.random.default_rng(key))
+    return [(f"ld_{name}_{i}", ladder.family, {**ladder.fixed, ladder.param: v}) for i, v in enumerate(values)]
