@@ -87,7 +87,7 @@ def read_manifest(path: str | Path):
     frame["params"] = frame["params"].fillna("")
     if "ladder" not in frame.columns:
         frame["ladder"], frame["ladder_step"] = "", -1
-    frame["ladder"] = frame["ladder"].fillna("")
+    frame["ladder"] = [v if isinstance(v, str) else "" for v in frame["ladder"]]  # CSV: an empty column is NaN
     return frame
 
 
