@@ -74,6 +74,15 @@ def test_ray_address_needs_the_ray_engine():
         engine_from_args(parser.parse_args(["--ray-address", "10.0.0.1:6379"]), 1)
 
 
+def test_evaluate_with_one_job_refuses_a_ray_address_too(tmp_path, capsys):
+    from deepaq.cli import main
+
+    manifest = tmp_path / "test.csv"
+    manifest.write_text("test,stimulus,reference,degraded,score\n")
+    assert main(["evaluate", str(manifest), "--ray-address", "10.0.0.1:6379", "--out", str(tmp_path / "out")]) != 0
+    assert "--engine ray" in capsys.readouterr().err
+
+
 def test_the_local_engine_never_imports_ray():
     code = (
         "import sys, math\n"

@@ -78,12 +78,17 @@ def open_engine(name: str = "local", *, workers: int = 1, address: str | None = 
     raise ConfigError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}")
 
 
-def engine_from_args(args: argparse.Namespace, workers: int) -> Engine:
-    """The engine chosen by `add_engine_arguments`' options."""
+def check_engine_args(args: argparse.Namespace) -> None:
+    """ConfigError for options of `add_engine_arguments` that cannot go together."""
     if args.engine == "local" and args.ray_address:
         from deepaq.errors import ConfigError
 
         raise ConfigError("--ray-address needs --engine ray")
+
+
+def engine_from_args(args: argparse.Namespace, workers: int) -> Engine:
+    """The engine chosen by `add_engine_arguments`' options."""
+    check_engine_args(args)
     return open_engine(args.engine, workers=workers, address=args.ray_address)
 
 

@@ -76,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
     from deepaq.evaluation.manifest import write_manifest
     from deepaq.evaluation.metrics import MetricUnavailable, parse_specs
     from deepaq.evaluation.report import NO_FIGURES, figures_available, write_report
+    from deepaq.engine import check_engine_args
+
+    check_engine_args(args)  # before any work, also with one job (which runs in this process)
     from deepaq.evaluation.runner import score_stimuli
 
     if args.folds < 2 or args.bootstrap < 1:
