@@ -56,6 +56,10 @@ def test_unknown_ladders_and_too_many_steps_are_errors():
         plan_ladder("c", "lowpass", 1, 0)
     with pytest.raises(ConfigError, match="needs at least"):
         plan_ladder("c", "mp3", 9, 0)
+    from deepaq.data.build import BuildConfig
+
+    with pytest.raises(ConfigError, match="needs at least"):  # before any work starts
+        BuildConfig(codecs=(), ladders=("mp3",), ladder_steps=9).check()
 
 
 def test_build_data_writes_ladders_and_the_manifest_names_them(tmp_path):

@@ -160,7 +160,7 @@ class BuildConfig:
             from deepaq.degradations.ladders import LADDERS, resolve_ladders
 
             for name in resolve_ladders(self.ladders):
-                LADDERS[name].settings(self.ladder_steps, np.random.default_rng(0))  # enough settings?
+                LADDERS[name].check_steps(self.ladder_steps)
         for folder in self.interferers:
             if not _audio_files((folder,)):
                 raise ConfigError(f"{folder}: no audio files to draw babble talkers and interferers from")

@@ -34,10 +34,16 @@ class Ladder:
     values: tuple[float, ...] = ()  # discrete settings, ascending; used instead of low/high
     fixed: dict[str, Any] = field(default_factory=dict)  # the family's other parameters
 
-    def settings(self, steps: int, rng: np.random.Generator) -> list[float]:
-        """`steps` values of the parameter, worst to best."""
+    def check_steps(self, steps: int) -> None:
+        """ConfigError unless the ladder can have `steps` distinct steps."""
+        if steps < 2:
+            raise ConfigError(f"a ladder needs at least 2 steps, got {steps}")
         if self.values and steps * 2 > len(self.values):
             raise ConfigError(f"{self.family}: a ladder of {steps} steps needs at least {2 * steps} settings")
+
+    def settings(self, steps: int, rng: np.random.Generator) -> list[float]:
+        """`steps` values of the parameter, worst to best."""
+        self.check_steps(steps)
         positions = (np.arange(steps) + 0.25 + 0.5 * rng.random(steps)) / steps  # ascending in [0, 1]
         if self.values:
             picked = [self.values[int(round(p * (len(self.values) - 1)))] for p in positions]
@@ -84,8 +90,6 @@ def plan_ladder(clip_id: str, name: str, steps: int, seed: int) -> list[tuple[st
 
     Deterministic from the clip, the ladder and the seed. Suffixes are `ld_<ladder>_<step>`.
     """
-    if steps < 2:
-        raise ConfigError(f"a ladder needs at least 2 steps, got {steps}")
     ladder = LADDERS[resolve_ladders([name])[0]]
     key = int.from_bytes(hashlib.sha256(f"{seed}:{clip_id}:ladder:{name}".encode()).digest()[:8], "little")
     values = ladder.settings(steps, np.random.default_rng(key))
