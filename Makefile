@@ -10,7 +10,7 @@ CORE       := .venv-core
 CORE_STAMP := $(CORE)/.installed
 CORE_TESTS := tests/test_core_install.py tests/test_scoring.py tests/test_cli_score.py tests/test_audio.py
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean compact-model
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,37 @@ test: $(STAMP) $(SYSDEPS) $(CORE_STAMP)
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+# The shipped model's whole recipe (src/deepaq/weights/deepaq-compact/MODEL_CARD.md): the corpus,
+# three dataset folders, the 2f teacher's labels, then training. Every step resumes where it
+# stopped; `make -j2 compact-model` runs independent steps side by side (about 2.5 h here).
+CORPUS     := work/corpus-v3
+BUILD_DATA := $(VENV)/bin/deepaq build-data $(CORPUS) --no-visqol --clip-seconds 3 --max-clips 1
+
+# corpus.csv and teacher-peaq.csv grow as they go, so stamps say when a step is complete
+$(CORPUS)/.built: | $(STAMP) $(SYSDEPS)
+	$(VENV)/bin/deepaq build-corpus $(CORPUS) --sonic-pi 160 --drums 120 --music 220 --speech 220 --mixture 120 --seconds 8
+	touch $@
+
+work/dataset-v3/manifest.csv: $(CORPUS)/.built
+	$(BUILD_DATA) -o work/dataset-v3 --codecs opus,mp3,aac --bitrates 8,16,32,64 --per-clip 10 --workers 2 \
+	  --degradations opus,mp3,aac,vorbis,eac3,wmav2,sbc,aptx,g722,g726,amrnb,adpcm,opus_voip,tandem,opus_loss,clipping,echo,dropouts,bandlimit,tilt,eq,noise_white,noise_pink,noise_babble
+
+work/dataset-v3b/manifest.csv: $(CORPUS)/.built
+	$(BUILD_DATA) -o work/dataset-v3b --codecs '' --degradations reverb,separation,world,griffinlim --per-clip 4 --workers 1
+
+work/dataset-v3c/manifest.csv: $(CORPUS)/.built
+	$(BUILD_DATA) -o work/dataset-v3c --codecs '' --ladders lowpass,noise_white,noise_pink,clipping,mp3,aac,eac3,vorbis --ladder-steps 5 --workers 2
+
+work/dataset-v3d/manifest.csv: $(CORPUS)/.built
+	$(BUILD_DATA) -o work/dataset-v3d --codecs '' --ladders noise_shaped,aac_fine,eac3_fine,vorbis_fine --ladder-steps 5 --workers 2
+
+work/%/.labelled-peaq: work/%/manifest.csv
+	$(VENV)/bin/deepaq label work/$* --teacher peaq --workers 2
+	touch $@
+
+compact-model: work/dataset-v3/.labelled-peaq work/dataset-v3b/.labelled-peaq work/dataset-v3c/manifest.csv work/dataset-v3d/manifest.csv
+	OMP_NUM_THREADS=1 $(VENV)/bin/deepaq train --config configs/deepaq-compact.toml
 
 clean:
 	rm -rf $(VENV) $(CORE) build src/*.egg-info .pytest_cache

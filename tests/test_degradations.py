@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import soundfile as sf
+from scipy.signal import butter, sosfilt
 
 from deepaq import degradations as dg
 from deepaq.audio import estimate_delay
@@ -88,11 +89,24 @@ def test_codec_families_are_sample_aligned(name):
 
 def test_noise_families_hit_the_requested_snr(clips):
     x = clips[2]
-    for name in ("noise_white", "noise_pink", "noise_babble"):
+    for name in ("noise_white", "noise_pink", "noise_babble", "noise_shaped"):
         for snr in (0.0, 12.5, 35.0):
             noise = dg.apply(name, x, SR, {"snr_db": snr}, 3) - x
             measured = 10 * np.log10(np.sum(x.astype(np.float64) ** 2) / np.sum(noise.astype(np.float64) ** 2))
             assert abs(measured - snr) < 0.5, (name, snr, measured)
+
+
+def test_shaped_noise_follows_the_signal_spectrum():
+    """Noise only where the signal has energy: none above a low-passed signal's band, none in its silences."""
+    rng = np.random.default_rng(4)
+    x = sosfilt(butter(8, 3000, fs=SR, output="sos"), rng.standard_normal(SR))[None, :].astype(np.float32)
+    x[:, SR // 2 : SR // 2 + 4800] = 0  # 100 ms of silence
+    noise = dg.apply("noise_shaped", x, SR, {"snr_db": 10}, 0) - x
+    spectrum = np.abs(np.fft.rfft(noise[0])) ** 2
+    f = np.fft.rfftfreq(SR, 1 / SR)
+    assert spectrum[f > 6000].sum() < 1e-4 * spectrum[f < 3000].sum()
+    silence = noise[0, SR // 2 + 1200 : SR // 2 + 3600]  # away from the edges of the 1024-sample frames
+    assert np.sqrt(np.mean(silence**2)) < 1e-3 * np.sqrt(np.mean(noise**2))
 
 
 def test_babble_from_given_talkers(clips, tmp_path):

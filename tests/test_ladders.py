@@ -33,17 +33,26 @@ def test_plans_go_worst_to_best_spread_apart_and_valid(name):
     assert ascending == sorted(ascending) and len(set(values)) == 5
     for _, family, params in plan:
         assert family == ladder.family and params.items() <= get(family).resolve(params).items()
-    if not ladder.values:  # continuous: never closer than half a stratum
+    if not ladder.values:  # continuous: never closer than half a stratum of its window
         scale = np.log if ladder.log else (lambda v: v)
+        width = ladder.span * (scale(ladder.high) - scale(ladder.low))
         gaps = np.diff(scale(np.asarray(ascending)))
-        assert gaps.min() >= 0.5 * (scale(ladder.high) - scale(ladder.low)) / 5 - 1e-2
+        assert gaps.min() >= 0.5 * width / 5 - 1e-2 and gaps.sum() <= width
+
+
+def test_fine_ladders_place_their_window_anywhere_in_the_range():
+    ladder = LADDERS["noise_shaped"]
+    plans = [[_setting("noise_shaped", p) for _, _, p in plan_ladder(f"clip-{i}", "noise_shaped", 5, 0)] for i in range(200)]
+    lows, highs = [min(v) for v in plans], [max(v) for v in plans]
+    assert min(lows) < ladder.low + 2 and max(highs) > ladder.high - 2  # windows reach both ends
+    assert max(h - lo for lo, h in zip(lows, highs)) <= ladder.span * (ladder.high - ladder.low)
 
 
 def test_a_lower_step_does_more_damage():
     """The order the ladders assume, measured on a signal: error energy grows down each ladder."""
     rng = np.random.default_rng(0)
     x = (0.2 * rng.standard_normal((1, SR))).astype(np.float32)
-    for name in ("lowpass", "noise_white", "clipping"):
+    for name in ("lowpass", "noise_white", "clipping", "noise_shaped"):
         errors = [float(np.mean((apply(f, x, SR, p, rng_seed=1) - x) ** 2)) for _, f, p in plan_ladder("c", name, 5, 0)]
         assert errors == sorted(errors, reverse=True), name
 

@@ -9,7 +9,9 @@ teacher and is certain, where a teacher's scores of nearly equal steps are noise
 Steps are spread over the ladder's range, one per stratum, each drawn in the middle half of
 its stratum, so two steps are never closer than half a stratum; discrete settings (codec
 bitrates) are indices into their list, drawn the same way. Each clip gets its own draw, so
-training sees the whole range, not a few fixed settings.
+training sees the whole range, not a few fixed settings. A fine ladder (`span` < 1) spreads
+its steps over a window of that share of the range, placed at random per clip: nearby
+settings (a few dB of in-band noise, bitrates within an octave) that must still be ordered.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Ladder:
     higher_is_better: bool = True
     values: tuple[float, ...] = ()  # discrete settings, ascending; used instead of low/high
     fixed: dict[str, Any] = field(default_factory=dict)  # the family's other parameters
+    span: float = 1.0  # share of the (continuous) range one clip's steps cover, placed at random
 
     def check_steps(self, steps: int) -> None:
         """ConfigError unless the ladder can have `steps` distinct steps."""
@@ -45,6 +48,8 @@ class Ladder:
         """`steps` values of the parameter, worst to best."""
         self.check_steps(steps)
         positions = (np.arange(steps) + 0.25 + 0.5 * rng.random(steps)) / steps  # ascending in [0, 1]
+        if self.span < 1:
+            positions = rng.uniform(0, 1 - self.span) + self.span * positions
         if self.values:
             picked = [self.values[int(round(p * (len(self.values) - 1)))] for p in positions]
         elif self.log:
@@ -68,6 +73,12 @@ LADDERS: dict[str, Ladder] = {
     "aac": Ladder("aac", "bitrate_kbps", 24.0, 256.0),
     "eac3": Ladder("eac3", "bitrate_kbps", 48.0, 384.0),
     "vorbis": Ladder("vorbis", "quality", 0.3, 8.0),
+    # fine ladders: steps close together, where the audio bandwidth stays the same and only the
+    # in-band noise changes (the low-bitrate AC-3 steps of the benchmark are like that)
+    "noise_shaped": Ladder("noise_shaped", "snr_db", 0.0, 40.0, log=False, span=0.3),
+    "aac_fine": Ladder("aac", "bitrate_kbps", 24.0, 256.0, span=0.3),
+    "eac3_fine": Ladder("eac3", "bitrate_kbps", 48.0, 384.0, span=0.3),
+    "vorbis_fine": Ladder("vorbis", "quality", 0.3, 8.0, span=0.3),
 }
 
 

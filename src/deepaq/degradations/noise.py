@@ -1,4 +1,5 @@
-"""Additive noise at a signal-to-noise ratio: white, pink, and babble (several talkers).
+"""Additive noise at a signal-to-noise ratio: white, pink, babble (several talkers), and noise
+shaped like the signal itself (the in-band noise of a codec's quantiser).
 
 SNR is the ratio of the signal's to the noise's energy over the whole clip and all channels
 (no weighting, no voice-activity detection), so the result's SNR is exactly the requested one.
@@ -92,3 +93,21 @@ def _babble(x: np.ndarray, sr: int, p: dict[str, Any], rng: np.random.Generator)
         pan = rng.uniform(0.5, 1.0, size=(x.shape[0], 1))  # talkers spread across a stereo image
         babble += pan * voice
     return add_at_snr(x, babble, p["snr_db"], "noise_babble")
+
+
+@family(
+    "noise_shaped", "noise",
+    "noise with the signal's own short-time spectrum (every STFT bin gets complex Gaussian noise "
+    "in proportion to its magnitude), at an SNR",
+    "a codec's quantisation noise at a fixed audio bandwidth: in-band, following the signal",
+    {"snr_db": Param(20.0, -20.0, 80.0, doc="dB; sampled uniform 5-40")},
+    lambda rng: {"snr_db": round(float(rng.uniform(5, 40)), 1)},
+)
+def _shaped(x: np.ndarray, sr: int, p: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
+    # 1024-point Hann frames at 50 % overlap sum to a constant, so the inverse STFT of the noisy
+    # spectrum is the signal plus noise whose level in each bin and frame follows the signal's
+    _, _, spec = signal.stft(x, nperseg=1024, axis=-1)
+    noise_spec = spec * (rng.standard_normal(spec.shape) + 1j * rng.standard_normal(spec.shape)) / np.sqrt(2)
+    _, noise = signal.istft(noise_spec, nperseg=1024, time_axis=-1, freq_axis=-2)
+    noise = np.pad(noise, ((0, 0), (0, max(0, x.shape[1] - noise.shape[1]))))[:, : x.shape[1]]
+    return add_at_snr(x, noise, p["snr_db"], "noise_shaped")
