@@ -286,3 +286,25 @@ def test_public_api_is_lazy_and_scores(model_dir, tmp_path, monkeypatch, visqol_
 
         assert isinstance(deepaq.load_model(model_dir), DeepaqNet)
     assert (tmp_path / "cache" / "embeddings.sqlite").is_file()
+
+
+def test_l1_models_score_the_l1_distance_in_both_modes(model_dir, tmp_path, visqol_testdata):
+    """A model trained with `[model] distance = "l1"` scores |e_ref - e_deg|_1; the same weights
+    with the default score the L2 distance. One 1 s window per signal, so file = window embedding."""
+    l1_dir = save_tiny_model(tmp_path / "l1", distance="l1")
+    ref, sr = excerpt(visqol_testdata / "guitar48_stereo.wav", 1.0, start_s=2.0)
+    deg = (0.7 * ref + 0.01 * np.random.default_rng(0).standard_normal(ref.shape)).astype(np.float32)  # no delay
+    l2, l1 = Scorer(model_dir, cache_dir=False), Scorer(l1_dir, cache_dir=False)
+    diff = l1.embed((ref, sr)).embedding - l1.embed((deg, sr)).embedding
+    np.testing.assert_allclose(diff, l2.embed((ref, sr)).embedding - l2.embed((deg, sr)).embedding, atol=1e-6)
+    assert l1.score(reference=(ref, sr), degraded=(deg, sr)).distance == pytest.approx(np.abs(diff).sum(), rel=1e-5)
+    assert l2.score(reference=(ref, sr), degraded=(deg, sr)).distance == pytest.approx(np.linalg.norm(diff), rel=1e-5)
+    bank = l1.make_bank([(ref, sr)], names=["ref"])
+    assert l1.score(degraded=(deg, sr), nmr_bank=bank).distance == pytest.approx(np.abs(diff).sum(), rel=1e-5)
+
+
+def test_an_unknown_model_distance_is_an_error(tmp_path):
+    from deepaq.errors import ModelError
+
+    with pytest.raises(ModelError, match="distance 'cosine'"):
+        Scorer(save_tiny_model(tmp_path / "bad", distance="cosine"), cache_dir=False)

@@ -77,6 +77,31 @@ def test_training_learns_and_checkpoints_reproduce(data, tmp_path):
     assert min(r["visqol"] for r in records) - 0.5 < mapping(distances[-1]) < mapping(distances[0]) < 5.5
 
 
+def test_an_l1_model_validates_and_scores_with_l1(data, tmp_path):
+    """`[model] distance = "l1"` reaches the checkpoint; validation and Scorer measure the same L1 distance."""
+    from torch.utils.data import DataLoader
+
+    from deepaq.data.dataset import ManifestDataset, collate
+    from deepaq.models import load_model
+    from deepaq.scoring import Scorer
+
+    config = _config(data, max_steps=2)
+    config["model"]["distance"] = "l1"
+    train(config, tmp_path / "run")
+    folder = tmp_path / "run" / "checkpoints" / "last"
+    model = load_model(folder)
+    assert model.info["distance"] == "l1"
+    val = ManifestDataset(data, "validation", model.sample_rate, 0.5)
+    _, records = validate(model, DataLoader(val, batch_size=24, collate_fn=collate), torch.device("cpu"),
+                          torch.autograd.grad_mode.no_grad)
+    row = next(r for r in records if r["codec"] != "clean")
+    clean = next(r for r in records if r["codec"] == "clean" and r["clip_id"] == row["clip_id"])
+    assert row["distance"] == pytest.approx(float((row["embedding"] - clean["embedding"]).abs().sum()), rel=1e-5)
+    assert Scorer(folder, cache_dir=False).distance_order == 1
+    with pytest.raises(ConfigError, match="distance must be one of l2, l1"):
+        merge_config({"model": {"distance": "cosine"}})
+
+
 def test_resume_continues_exactly(data, tmp_path):
     def lora_config(max_steps: int) -> dict:
         config = _config(data, max_steps=max_steps, validate_at_start=False)

@@ -85,7 +85,7 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
                 bitrate_groups: torch.Tensor | None = None, clips: torch.Tensor | None = None,
                 is_clean: torch.Tensor | None = None, rank_weight: float = 0.0, rank_scale: float = 1.0,
                 ladders: torch.Tensor | None = None, ladder_steps: torch.Tensor | None = None,
-                ladder_weight: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
+                ladder_weight: float = 0.0, distance_order: int = 2) -> tuple[torch.Tensor, dict[str, float]]:
     """The DeePAQ loss of a batch and its parts (for logging), see the module docstring.
 
     `teachers` maps a label name to `(labels [N] with NaN where missing, weight)`.
@@ -95,7 +95,8 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
     `rank_weight` adds, for each teacher, `rank_weight * w_t * distance_rank_loss` over the
     batch's `clips` (int `[N]`) and their clean items (`is_clean`).
     `ladder_weight` adds `ladder_weight * distance_rank_loss` by `ladder_steps` (NaN outside
-    ladders) over pairs of the same ladder (`ladders`, int `[N]`).
+    ladders) over pairs of the same ladder (`ladders`, int `[N]`). Both rank distances of norm
+    `distance_order` (the model's pair score); Rank-N-Contrast keeps the paper's L2.
     """
     n = embeddings.shape[0]
     total = embeddings.new_zeros(())
@@ -109,11 +110,12 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
         parts[f"loss_{name}"] = float(terms.sum().detach()) / n
     for name, (labels, weight) in (teachers or {}).items():
         if rank_weight and weight:
-            rank = distance_rank_loss(embeddings, labels, clips, is_clean, rank_scale)
+            rank = distance_rank_loss(embeddings, labels, clips, is_clean, rank_scale, order=distance_order)
             total = total + rank_weight * weight * rank
             parts[f"loss_rank_{name}"] = float(rank.detach())
     if ladder_weight and ladders is not None:
-        ladder = distance_rank_loss(embeddings, ladder_steps, clips, is_clean, rank_scale, pair_groups=ladders)
+        ladder = distance_rank_loss(embeddings, ladder_steps, clips, is_clean, rank_scale, pair_groups=ladders,
+                                    order=distance_order)
         total = total + ladder_weight * ladder
         parts["loss_ladder"] = float(ladder.detach())
     if bitrate_weight:
@@ -132,13 +134,14 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
 
 
 def distance_rank_loss(embeddings: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor, is_clean: torch.Tensor,
-                       scale: float = 1.0, pair_groups: torch.Tensor | None = None) -> torch.Tensor:
+                       scale: float = 1.0, pair_groups: torch.Tensor | None = None, order: int = 2) -> torch.Tensor:
     """Pairwise ranking of distances to each item's own clean item by `labels` (higher = better).
 
     `groups` (int `[N]`) names each item's clip; `is_clean` marks the clean item of each
     group (the groups of a batch each hold one). Items with a NaN label, and groups without
     a clean item, take no part. With `pair_groups` (int `[N]`), only pairs in the same
-    pair group are ranked. Returns 0 when no pair is ordered.
+    pair group are ranked. `order` is the distance's norm (2: L2, 1: L1; deepaq.models.distance).
+    Returns 0 when no pair is ordered.
     """
     clean_of = {int(g): i for i, (g, c) in enumerate(zip(groups.tolist(), is_clean.tolist())) if c}
     keep = [i for i, g in enumerate(groups.tolist()) if int(g) in clean_of and bool(torch.isfinite(labels[i]))]
@@ -146,7 +149,7 @@ def distance_rank_loss(embeddings: torch.Tensor, labels: torch.Tensor, groups: t
         return embeddings.new_zeros(())
     idx = torch.tensor(keep, device=embeddings.device)
     clean_idx = torch.tensor([clean_of[int(groups[i])] for i in keep], device=embeddings.device)
-    d = torch.linalg.vector_norm(embeddings[idx] - embeddings[clean_idx], dim=-1)
+    d = torch.linalg.vector_norm(embeddings[idx] - embeddings[clean_idx], ord=order, dim=-1)
     y = labels[idx]
     better = y[:, None] > y[None, :]  # [i, j]: i should be nearer its clean item than j
     if pair_groups is not None:

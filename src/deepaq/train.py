@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from deepaq.errors import ConfigError
+from deepaq.models.distance import DISTANCES, distance_order
 
 try:
     import tomllib
@@ -60,6 +61,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "model_id": "deepaq-mert",
         "version": "",  # the model's version in config.json; "" = the deepaq package version
         "window_overlap": 0.5,  # overlap of the scoring windows, stored with the model (Scorer's default)
+        "distance": "l2",  # l2 | l1: the pair score's distance (deepaq.models.distance), stored with the model
     },
     "data": {
         "root": "",  # a dataset folder, or a list of folders built from the same corpus (their clips are shared)
@@ -139,6 +141,8 @@ def merge_config(raw: dict, source: str = "<config>") -> dict[str, dict[str, Any
             config[section][key] = value
     if config["model"]["finetune"] not in ("lora", "full", "frozen"):
         raise ConfigError(f"{source}: [model] finetune must be lora, full or frozen")
+    if config["model"]["distance"] not in DISTANCES:
+        raise ConfigError(f"{source}: [model] distance must be one of {', '.join(DISTANCES)}")
     if config["train"]["precision"] not in ("auto", "bf16", "fp32"):
         raise ConfigError(f"{source}: [train] precision must be auto, bf16 or fp32")
     if config["data"]["group_by"] not in ("clip", "codec"):
@@ -170,7 +174,7 @@ def build_model(config: dict) -> "torch.nn.Module":
     if m["gradient_checkpointing"]:
         backbone.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     info = {"model_id": m["model_id"], "window_seconds": config["data"]["window_seconds"],
-            "window_overlap": m["window_overlap"], **({"version": m["version"]} if m["version"] else {}),
+            "window_overlap": m["window_overlap"], "distance": m["distance"], **({"version": m["version"]} if m["version"] else {}),
             "training": {"loss": config["loss"], "optim": config["optim"]}}
     lora = {k: m["lora"][k] for k in ("r", "alpha", "dropout")}
     return DeepaqNet(backbone, embed_dim=m["embed_dim"], finetune=m["finetune"], lora=lora, info=info)
@@ -374,7 +378,8 @@ def validate(model, loader, device: torch.device, autocast, teachers: tuple[str,
                           **{t: float(batch["teachers"][i, k]) for k, t in enumerate(teachers)},
                           "embedding": emb[i]})
     clean = {r["clip_id"]: r["embedding"] for r in items if r["codec"] == "clean"}
-    records = [{**r, "distance": float(torch.linalg.vector_norm(r["embedding"] - clean[r["clip_id"]]))}
+    order = distance_order(model.info)
+    records = [{**r, "distance": float(torch.linalg.vector_norm(r["embedding"] - clean[r["clip_id"]], ord=order))}
                for r in items if r["clip_id"] in clean]
     model.train()
     return validation_metrics(records, teachers), records
@@ -500,7 +505,7 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
     if len(sampler) == 0:
         raise ConfigError(f"{config['data']['root']}: too few training clips for one batch of "
                           f"{config['data']['clips_per_batch']} clips per process")
-    net = model
+    net, order = model, distance_order(model.info)
     if dist.world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dist.device.index] if device == "cuda" else None)
     bf16 = t["precision"] == "bf16" or (t["precision"] == "auto" and dist.device.type == "cuda")
@@ -548,7 +553,7 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
                                           _codes(batch["clip_id"]).to(dist.device), batch["is_clean"].to(dist.device),
                                           loss_cfg["rank_weight"], loss_cfg["rank_scale"],
                                           _codes(batch["ladder"]).to(dist.device), batch["ladder_step"].to(dist.device),
-                                          loss_cfg["ladder_weight"])
+                                          loss_cfg["ladder_weight"], order)
                 (loss / accum).backward()
             if not sync:
                 continue
