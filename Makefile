@@ -71,7 +71,7 @@ work/dataset-v3c/manifest.csv: $(CORPUS)/.built
 	$(BUILD_DATA) -o work/dataset-v3c --codecs '' --ladders lowpass,noise_white,noise_pink,clipping,mp3,aac,eac3,vorbis --ladder-steps 5 --workers 2
 
 work/dataset-v3d/manifest.csv: $(CORPUS)/.built
-	$(BUILD_DATA) -o work/dataset-v3d --codecs '' --ladders noise_shaped,aac_fine,eac3_fine,vorbis_fine --ladder-steps 5 --workers 2
+	$(BUILD_DATA) -o work/dataset-v3d --codecs '' --ladders noise_shaped,eac3_fine --ladder-steps 5 --workers 2
 
 work/%/.labelled-peaq: work/%/manifest.csv
 	$(VENV)/bin/deepaq label work/$* --teacher peaq --workers 2

@@ -76,9 +76,7 @@ LADDERS: dict[str, Ladder] = {
     # fine ladders: steps close together, where the audio bandwidth stays the same and only the
     # in-band noise changes (the low-bitrate AC-3 steps of the benchmark are like that)
     "noise_shaped": Ladder("noise_shaped", "snr_db", 0.0, 40.0, log=False, span=0.3),
-    "aac_fine": Ladder("aac", "bitrate_kbps", 24.0, 256.0, span=0.3),
     "eac3_fine": Ladder("eac3", "bitrate_kbps", 48.0, 384.0, span=0.3),
-    "vorbis_fine": Ladder("vorbis", "quality", 0.3, 8.0, span=0.3),
 }
 
 
