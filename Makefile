@@ -60,24 +60,24 @@ $(CORPUS)/.built: | $(STAMP) $(SYSDEPS)
 	$(VENV)/bin/deepaq build-corpus $(CORPUS) --sonic-pi 160 --drums 120 --music 220 --speech 220 --mixture 120 --seconds 8
 	touch $@
 
-work/dataset-v3/manifest.csv: $(CORPUS)/.built
+work/dataset-v3/manifest.parquet: $(CORPUS)/.built
 	$(BUILD_DATA) -o work/dataset-v3 --codecs opus,mp3,aac --bitrates 8,16,32,64 --per-clip 10 --workers 2 \
 	  --degradations opus,mp3,aac,vorbis,eac3,wmav2,sbc,aptx,g722,g726,amrnb,adpcm,opus_voip,tandem,opus_loss,clipping,echo,dropouts,bandlimit,tilt,eq,noise_white,noise_pink,noise_babble
 
-work/dataset-v3b/manifest.csv: $(CORPUS)/.built
+work/dataset-v3b/manifest.parquet: $(CORPUS)/.built
 	$(BUILD_DATA) -o work/dataset-v3b --codecs '' --degradations reverb,separation,world,griffinlim --per-clip 4 --workers 1
 
-work/dataset-v3c/manifest.csv: $(CORPUS)/.built
+work/dataset-v3c/manifest.parquet: $(CORPUS)/.built
 	$(BUILD_DATA) -o work/dataset-v3c --codecs '' --ladders lowpass,noise_white,noise_pink,clipping,mp3,aac,eac3,vorbis --ladder-steps 5 --workers 2
 
-work/dataset-v3d/manifest.csv: $(CORPUS)/.built
+work/dataset-v3d/manifest.parquet: $(CORPUS)/.built
 	$(BUILD_DATA) -o work/dataset-v3d --codecs '' --ladders noise_shaped,eac3_fine --ladder-steps 5 --workers 2
 
-work/%/.labelled-peaq: work/%/manifest.csv
+work/%/.labelled-peaq: work/%/manifest.parquet
 	$(VENV)/bin/deepaq label work/$* --teacher peaq --workers 2
 	touch $@
 
-compact-model: work/dataset-v3/.labelled-peaq work/dataset-v3b/.labelled-peaq work/dataset-v3c/manifest.csv work/dataset-v3d/manifest.csv
+compact-model: work/dataset-v3/.labelled-peaq work/dataset-v3b/.labelled-peaq work/dataset-v3c/manifest.parquet work/dataset-v3d/manifest.parquet
 	OMP_NUM_THREADS=1 $(VENV)/bin/deepaq train --config configs/deepaq-compact.toml
 
 clean:
