@@ -174,7 +174,8 @@ def build_model(config: dict) -> "torch.nn.Module":
     if m["gradient_checkpointing"]:
         backbone.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     info = {"model_id": m["model_id"], "window_seconds": config["data"]["window_seconds"],
-            "window_overlap": m["window_overlap"], "distance": m["distance"], **({"version": m["version"]} if m["version"] else {}),
+            "window_overlap": m["window_overlap"], "distance": m["distance"],
+            **({"version": m["version"]} if m["version"] else {}),
             "training": {"loss": config["loss"], "optim": config["optim"]}}
     lora = {k: m["lora"][k] for k in ("r", "alpha", "dropout")}
     return DeepaqNet(backbone, embed_dim=m["embed_dim"], finetune=m["finetune"], lora=lora, info=info)
