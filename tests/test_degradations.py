@@ -109,6 +109,26 @@ def test_shaped_noise_follows_the_signal_spectrum():
     assert np.sqrt(np.mean(silence**2)) < 1e-3 * np.sqrt(np.mean(noise**2))
 
 
+def test_chain_applies_the_second_family_to_the_first_ones_output(clips):
+    x = clips[2]
+    params = {"first": "bandlimit", "first_params": {"kind": "lowpass", "high_hz": 4000.0},
+              "second": "noise_shaped", "second_params": {"snr_db": 10.0}}
+    y = dg.apply("chain", x, SR, params, 5)
+    low = dg.apply("bandlimit", x, SR, params["first_params"], 0)
+    f = np.fft.rfftfreq(x.shape[1], 1 / SR)
+    hf = lambda z: float(np.sum(np.abs(np.fft.rfft(z[0]))[f > 8000] ** 2))  # noqa: E731
+    assert hf(y) < 0.05 * hf(x)  # the noise follows the low-passed signal: little above its band
+    snr = 10 * np.log10(np.sum(low.astype(np.float64) ** 2) / np.sum((y - low).astype(np.float64) ** 2))
+    assert abs(snr - 10.0) < 0.5
+    with pytest.raises(ConfigError, match="chain: parameter second cannot be chain"):
+        dg.apply("chain", x, SR, {**params, "second": "chain"}, 0)
+    with pytest.raises(ConfigError, match="unknown degradation family 'nope'"):
+        dg.apply("chain", x, SR, {**params, "first": "nope"}, 0)
+    sampled = [dg.sample_condition("chain", np.random.default_rng(i)) for i in range(40)]
+    assert all(p["first"] != p["second"] and {p["first"], p["second"]}.isdisjoint({"chain", *dg.HELD_OUT_FAMILIES})
+               for p in sampled)
+
+
 def test_babble_from_given_talkers(clips, tmp_path):
     x = clips[1]
     talker = _music(0.7, 1, seed=9)

@@ -21,7 +21,10 @@ def _setting(name: str, params: dict) -> float:
     return params[LADDERS[name].param]
 
 
-@pytest.mark.parametrize("name", list(LADDERS))
+SIMPLE = [name for name, ladder in LADDERS.items() if ladder.base is None]
+
+
+@pytest.mark.parametrize("name", SIMPLE)
 def test_plans_go_worst_to_best_spread_apart_and_valid(name):
     ladder = LADDERS[name]
     plan = plan_ladder("song-abc-00001000", name, 5, seed=0)
@@ -48,11 +51,27 @@ def test_fine_ladders_place_their_window_anywhere_in_the_range():
     assert max(h - lo for lo, h in zip(lows, highs)) <= ladder.span * (ladder.high - ladder.low)
 
 
+def test_compound_ladders_stack_their_steps_on_one_base_and_end_with_the_base_alone():
+    ladder = LADDERS["lowpass_noise"]
+    plan = plan_ladder("song-abc-00001000", "lowpass_noise", 5, seed=0)
+    assert plan == plan_ladder("song-abc-00001000", "lowpass_noise", 5, seed=0)
+    *steps, (suffix, family, base) = plan
+    assert suffix == "ld_lowpass_noise_4" and family == "bandlimit" and base["kind"] == "lowpass"
+    assert ladder.base.low <= base["high_hz"] <= ladder.base.high
+    assert all(f == "chain" and p["first"] == "bandlimit" and p["first_params"] == base for _, f, p in steps)
+    snrs = [p["second_params"]["snr_db"] for _, _, p in steps]
+    assert snrs == sorted(snrs) and len(set(snrs)) == 4
+    cutoffs = {plan_ladder(f"clip-{i}", "lowpass_noise", 5, 0)[-1][2]["high_hz"] for i in range(50)}
+    assert len(cutoffs) == 50 and min(cutoffs) < 4000 and max(cutoffs) > 10000  # one base per clip, over the range
+    with pytest.raises(ConfigError, match="compound ladder needs at least 3 steps"):
+        plan_ladder("c", "lowpass_noise", 2, 0)
+
+
 def test_a_lower_step_does_more_damage():
     """The order the ladders assume, measured on a signal: error energy grows down each ladder."""
     rng = np.random.default_rng(0)
     x = (0.2 * rng.standard_normal((1, SR))).astype(np.float32)
-    for name in ("lowpass", "noise_white", "clipping", "noise_shaped"):
+    for name in ("lowpass", "noise_white", "clipping", "noise_shaped", "lowpass_noise"):
         errors = [float(np.mean((apply(f, x, SR, p, rng_seed=1) - x) ** 2)) for _, f, p in plan_ladder("c", name, 5, 0)]
         assert errors == sorted(errors, reverse=True), name
 

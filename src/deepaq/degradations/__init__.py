@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from deepaq.degradations import codecs, effects, noise, room, separation, vocoder  # noqa: F401  (they register their families)
+from deepaq.degradations import chain, codecs, effects, noise, room, separation, vocoder  # noqa: F401  (they register their families)
 from deepaq.degradations.registry import REGISTRY, Family, Param
 from deepaq.errors import ConfigError
 

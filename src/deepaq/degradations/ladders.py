@@ -12,6 +12,9 @@ bitrates) are indices into their list, drawn the same way. Each clip gets its ow
 training sees the whole range, not a few fixed settings. A fine ladder (`span` < 1) spreads
 its steps over a window of that share of the range, placed at random per clip: nearby
 settings (a few dB of in-band noise, bitrates within an octave) that must still be ordered.
+A compound ladder (`base`) puts its steps on top of one setting of another family, drawn
+per clip, with that base damage alone as its best step: more noise on top of the same
+low-pass is worse, and no noise better still (family `chain`).
 """
 
 from __future__ import annotations
@@ -36,11 +39,20 @@ class Ladder:
     values: tuple[float, ...] = ()  # discrete settings, ascending; used instead of low/high
     fixed: dict[str, Any] = field(default_factory=dict)  # the family's other parameters
     span: float = 1.0  # share of the (continuous) range one clip's steps cover, placed at random
+    base: Ladder | None = None  # compound: the steps on top of one setting of this, drawn per clip
+
+    def draw(self, rng: np.random.Generator) -> float:
+        """One setting anywhere in the (continuous) range: a compound ladder's base."""
+        u = rng.random()
+        if self.log:
+            return float(round(np.exp(np.log(self.low) + u * (np.log(self.high) - np.log(self.low))), 2))
+        return float(round(self.low + u * (self.high - self.low), 2))
 
     def check_steps(self, steps: int) -> None:
         """ConfigError unless the ladder can have `steps` distinct steps."""
-        if steps < 2:
-            raise ConfigError(f"a ladder needs at least 2 steps, got {steps}")
+        if steps < 2 + (self.base is not None):
+            raise ConfigError(f"a {'compound ' if self.base else ''}ladder needs at least "
+                              f"{2 + (self.base is not None)} steps, got {steps}")
         if self.values and steps * 2 > len(self.values):
             raise ConfigError(f"{self.family}: a ladder of {steps} steps needs at least {2 * steps} settings")
 
@@ -77,6 +89,10 @@ LADDERS: dict[str, Ladder] = {
     # in-band noise changes (the low-bitrate AC-3 steps of the benchmark are like that)
     "noise_shaped": Ladder("noise_shaped", "snr_db", 0.0, 40.0, log=False, span=0.3),
     "eac3_fine": Ladder("eac3", "bitrate_kbps", 48.0, 384.0, span=0.3),
+    # compound: in-band noise on one low-pass per clip, the low-pass alone best (as a low-bitrate
+    # codec's steps at the same audio bandwidth)
+    "lowpass_noise": Ladder("noise_shaped", "snr_db", 0.0, 40.0, log=False,
+                            base=Ladder("bandlimit", "high_hz", 3000.0, 12000.0, fixed={"kind": "lowpass", "order": 8})),
 }
 
 
@@ -101,5 +117,13 @@ def plan_ladder(clip_id: str, name: str, steps: int, seed: int) -> list[tuple[st
     """
     ladder = LADDERS[resolve_ladders([name])[0]]
     key = int.from_bytes(hashlib.sha256(f"{seed}:{clip_id}:ladder:{name}".encode()).digest()[:8], "little")
-    values = ladder.settings(steps, np.random.default_rng(key))
-    return [(f"ld_{name}_{i}", ladder.family, {**ladder.fixed, ladder.param: v}) for i, v in enumerate(values)]
+    rng = np.random.default_rng(key)
+    if ladder.base is None:
+        values = ladder.settings(steps, rng)
+        return [(f"ld_{name}_{i}", ladder.family, {**ladder.fixed, ladder.param: v}) for i, v in enumerate(values)]
+    base = ladder.base
+    base_params = {**base.fixed, base.param: base.draw(rng)}
+    plan = [(f"ld_{name}_{i}", "chain", {"first": base.family, "first_params": base_params, "second": ladder.family,
+                                         "second_params": {**ladder.fixed, ladder.param: v}})
+            for i, v in enumerate(ladder.settings(steps - 1, rng))]
+    return plan + [(f"ld_{name}_{steps - 1}", base.family, base_params)]
