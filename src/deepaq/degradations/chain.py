@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from deepaq.degradations.registry import REGISTRY, Param, family
+from deepaq.degradations.registry import REGISTRY, Param, apply_in_series, family, sample_pair
 from deepaq.errors import ConfigError
 
 # chain itself, and the codecs held out of training (deepaq.degradations.HELD_OUT_FAMILIES)
@@ -19,10 +19,7 @@ _NOT_CHAINED = ("chain", "mp2", "ac3")
 
 
 def _sample_chain(rng: np.random.Generator) -> dict[str, Any]:
-    names = sorted(n for n in REGISTRY.families if n not in _NOT_CHAINED)
-    first, second = (str(n) for n in rng.choice(names, size=2, replace=False))
-    return {"first": first, "first_params": REGISTRY.get(first).sample(rng),
-            "second": second, "second_params": REGISTRY.get(second).sample(rng)}
+    return sample_pair(sorted(n for n in REGISTRY.families if n not in _NOT_CHAINED), rng)
 
 
 @family(
@@ -40,8 +37,4 @@ def _chain(x: np.ndarray, sr: int, p: dict[str, Any], rng: np.random.Generator) 
     for which in ("first", "second"):
         if p[which] == "chain":
             raise ConfigError(f"chain: parameter {which} cannot be chain itself")
-        if not isinstance(p[f"{which}_params"], dict):
-            raise ConfigError(f"chain: parameter {which}_params must be a mapping of {p[which]}'s parameters")
-    seeds = rng.integers(0, 2**32, size=2)
-    y = REGISTRY.get(p["first"]).apply(x, sr, p["first_params"], int(seeds[0]))
-    return REGISTRY.get(p["second"]).apply(y, sr, p["second_params"], int(seeds[1]))
+    return apply_in_series(x, sr, p, rng, "chain")

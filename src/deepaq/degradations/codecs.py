@@ -19,7 +19,7 @@ import numpy as np
 
 from deepaq.audio.resample import resample
 from deepaq.codecs import CODECS, CodecSpec, calibrated_delay, codec_sample_rate, degrade, fit_length, round_trip
-from deepaq.degradations.registry import REGISTRY, Param, Worker, family, log_uniform
+from deepaq.degradations.registry import REGISTRY, Param, Worker, apply_in_series, family, log_uniform, sample_pair
 from deepaq.errors import CodecError, ConfigError
 
 Options = tuple[tuple[str, str], ...]  # hashable encoder options, for the delay cache
@@ -284,12 +284,6 @@ def _opus_voip(x: np.ndarray, sr: int, p: dict[str, Any], rng: np.random.Generat
 TANDEM_CODECS = ("opus", "mp3", "aac", "vorbis", "eac3", "wmav2", "sbc", "aptx", "g722", "g726", "amrnb", "adpcm", "opus_voip")
 
 
-def _sample_tandem(rng: np.random.Generator) -> dict[str, Any]:
-    first, second = (str(c) for c in rng.choice(TANDEM_CODECS, size=2, replace=False))
-    return {"first": first, "first_params": REGISTRY.get(first).sample(rng),
-            "second": second, "second_params": REGISTRY.get(second).sample(rng)}
-
-
 @family(
     "tandem", "codec", "two codecs in series (decode, re-encode)",
     "transcoding chains: a call bridged between networks, a stream re-encoded for Bluetooth",
@@ -299,15 +293,10 @@ def _sample_tandem(rng: np.random.Generator) -> dict[str, Any]:
         "second": Param("opus", choices=TANDEM_CODECS),
         "second_params": Param({}, doc="the second codec's parameters"),
     },
-    _sample_tandem,
+    lambda rng: sample_pair(TANDEM_CODECS, rng),
 )
 def _tandem(x: np.ndarray, sr: int, p: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
-    for which in ("first", "second"):
-        if not isinstance(p[f"{which}_params"], dict):
-            raise ConfigError(f"tandem: parameter {which}_params must be a mapping of {p[which]}'s parameters")
-    seeds = rng.integers(0, 2**32, size=2)
-    y = REGISTRY.get(p["first"]).apply(x, sr, p["first_params"], int(seeds[0]))
-    return REGISTRY.get(p["second"]).apply(y, sr, p["second_params"], int(seeds[1]))
+    return apply_in_series(x, sr, p, rng, "tandem")
 
 
 # ---------------------------------------------------------------- Opus packet loss, concealed by libopus

@@ -169,3 +169,20 @@ def looped(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     start = int(rng.integers(0, x.shape[1]))
     reps = int(np.ceil((n + start) / x.shape[1]))
     return np.tile(x, (1, reps))[:, start : start + n]
+
+
+def sample_pair(names, rng: np.random.Generator) -> dict[str, Any]:
+    """Two different families of `names`, each with its own sampled settings: a series' parameters."""
+    first, second = (str(n) for n in rng.choice(list(names), size=2, replace=False))
+    return {"first": first, "first_params": REGISTRY.get(first).sample(rng),
+            "second": second, "second_params": REGISTRY.get(second).sample(rng)}
+
+
+def apply_in_series(x: np.ndarray, sr: int, p: dict[str, Any], rng: np.random.Generator, where: str) -> np.ndarray:
+    """Family `p["first"]` then `p["second"]` (each with its `*_params`) on x; `where` names the caller in errors."""
+    for which in ("first", "second"):
+        if not isinstance(p[f"{which}_params"], dict):
+            raise ConfigError(f"{where}: parameter {which}_params must be a mapping of {p[which]}'s parameters")
+    seeds = rng.integers(0, 2**32, size=2)
+    y = REGISTRY.get(p["first"]).apply(x, sr, p["first_params"], int(seeds[0]))
+    return REGISTRY.get(p["second"]).apply(y, sr, p["second_params"], int(seeds[1]))
