@@ -43,10 +43,13 @@ class Ladder:
 
     def draw(self, rng: np.random.Generator) -> float:
         """One setting anywhere in the (continuous) range: a compound ladder's base."""
-        u = rng.random()
+        return float(round(self._at(np.array([rng.random()]))[0], 2))
+
+    def _at(self, positions: np.ndarray) -> list[float]:
+        """The continuous range's values at `positions` in [0, 1] (equal steps in log(value) or value)."""
         if self.log:
-            return float(round(np.exp(np.log(self.low) + u * (np.log(self.high) - np.log(self.low))), 2))
-        return float(round(self.low + u * (self.high - self.low), 2))
+            return list(np.exp(np.log(self.low) + positions * (np.log(self.high) - np.log(self.low))))
+        return list(self.low + positions * (self.high - self.low))
 
     def check_steps(self, steps: int) -> None:
         """ConfigError unless the ladder can have `steps` distinct steps."""
@@ -64,10 +67,8 @@ class Ladder:
             positions = rng.uniform(0, 1 - self.span) + self.span * positions
         if self.values:
             picked = [self.values[int(round(p * (len(self.values) - 1)))] for p in positions]
-        elif self.log:
-            picked = list(np.exp(np.log(self.low) + positions * (np.log(self.high) - np.log(self.low))))
         else:
-            picked = list(self.low + positions * (self.high - self.low))
+            picked = self._at(positions)
         picked = [float(round(v, 2)) for v in picked]
         return picked if self.higher_is_better else picked[::-1]
 
