@@ -68,10 +68,10 @@ def test_shipped_model_equals_torch_on_real_windows_and_batches(music):
     compare(numpy_model, torch_model, batch, np.array([batch.shape[1], 50_000, 12_345]))
 
 
-def random_model(folder: Path, finetune: str = "full", seed: int = 3) -> Path:
+def random_model(folder: Path, finetune: str = "full", seed: int = 3, segments: int = 1) -> Path:
     torch.manual_seed(seed)
     net = DeepaqNet(build_backbone("compact", OTHER_CONFIG), embed_dim=32, finetune=finetune,
-                    info={"model_id": "other", "version": "9", "window_seconds": 1.0})
+                    info={"model_id": "other", "version": "9", "window_seconds": 1.0, "segments": segments})
     with torch.no_grad():  # LoRA's B starts at zero; give the adapters something to merge
         for name, p in net.named_parameters():
             if "lora_B" in name:
@@ -86,6 +86,19 @@ def test_random_model_of_another_config_equals_torch(tmp_path, music, finetune):
     compare(numpy_model, torch_model, windows_of(music, 48_000, 4))
     batch = windows_of(music, 48_000 + 480 * 3 + 77, 3)
     compare(numpy_model, torch_model, batch, np.array([batch.shape[1], 30_000, 9_999]))
+
+
+def test_segment_pooling_equals_torch_and_compares_parts(tmp_path, music):
+    numpy_model, torch_model = both(random_model(tmp_path / "m", segments=4))
+    batch = windows_of(music, 48_000, 3)
+    compare(numpy_model, torch_model, batch)
+    compare(numpy_model, torch_model, batch, np.array([48_000, 20_000, 2_000]))  # 2,000: 5 frames, 4 parts
+    assert numpy_model.embed(batch).shape == (3, 4 * 32)
+    # equal parts average to the whole window's average (100 frames of a 480-sample hop)
+    plain = load_numpy_model(random_model(tmp_path / "plain"))
+    batch = windows_of(music, 99 * 480, 3)
+    parts = numpy_model.pooled(batch)
+    assert_equal(parts.mean(axis=1), plain.pooled(batch)[:, 0])
 
 
 def test_scorer_backends_agree_on_real_pairs(tmp_path, visqol_testdata):

@@ -62,6 +62,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "version": "",  # the model's version in config.json; "" = the deepaq package version
         "window_overlap": 0.5,  # overlap of the scoring windows, stored with the model (Scorer's default)
         "distance": "l2",  # l2 | l1: the pair score's distance (deepaq.models.distance), stored with the model
+        "segments": 1,  # time parts per window, each with its own embedding (deepaq.models.pooling)
     },
     "data": {
         "root": "",  # a dataset folder, or a list of folders built from the same corpus (their clips are shared)
@@ -143,6 +144,8 @@ def merge_config(raw: dict, source: str = "<config>") -> dict[str, dict[str, Any
         raise ConfigError(f"{source}: [model] finetune must be lora, full or frozen")
     if config["model"]["distance"] not in DISTANCES:
         raise ConfigError(f"{source}: [model] distance must be one of {', '.join(DISTANCES)}")
+    if not isinstance(config["model"]["segments"], int) or config["model"]["segments"] < 1:
+        raise ConfigError(f"{source}: [model] segments must be a positive integer")
     if config["train"]["precision"] not in ("auto", "bf16", "fp32"):
         raise ConfigError(f"{source}: [train] precision must be auto, bf16 or fp32")
     if config["data"]["group_by"] not in ("clip", "codec"):
@@ -175,6 +178,7 @@ def build_model(config: dict) -> "torch.nn.Module":
         backbone.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     info = {"model_id": m["model_id"], "window_seconds": config["data"]["window_seconds"],
             "window_overlap": m["window_overlap"], "distance": m["distance"],
+            "segments": m["segments"],
             **({"version": m["version"]} if m["version"] else {}),
             "training": {"loss": config["loss"], "optim": config["optim"]}}
     lora = {k: m["lora"][k] for k in ("r", "alpha", "dropout")}

@@ -2,7 +2,9 @@
 
 Every hidden state is averaged over time (padding excluded when `lengths` is given), the
 L averages are concatenated state by state (13 x 768 = 9,984 for MERT), then ReLU and a
-Linear layer map them to the embedding. Quality = distance between embeddings.
+Linear layer map them to the embedding. Quality = distance between embeddings. With
+`info["segments"] = K` the average is taken over K time parts of the window, each part gets
+its own embedding and the K embeddings are concatenated (`deepaq.models.pooling`).
 
 Fine-tuning modes:
     lora    LoRA (peft) on the backbone's attention query/value projections + the head (paper)
@@ -14,11 +16,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
 from deepaq.errors import ConfigError
 from deepaq.models.backbones import Backbone
+from deepaq.models.pooling import segment_count, segment_weights
 
 FINETUNE_MODES = ("lora", "full", "frozen")
 LORA_DEFAULTS = {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": None}
@@ -56,6 +60,7 @@ class DeepaqNet(nn.Module):
         if self.lora["target_modules"] is None:
             self.lora["target_modules"] = list(backbone.lora_target_modules)
         self.info = dict(info or {})
+        self.segments = segment_count(self.info)
         self.head = nn.Sequential(nn.ReLU(), nn.Linear(backbone.num_hidden_states * backbone.hidden_size, embed_dim))
         self._apply_finetune()
 
@@ -84,22 +89,23 @@ class DeepaqNet(nn.Module):
         return self
 
     def pooled(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """`[B, T]` -> `[B, L * H]`: each hidden state averaged over its valid frames."""
+        """`[B, T]` -> `[B, segments, L * H]`: each hidden state averaged over each time part
+        of its valid frames (`deepaq.models.pooling`; one part: the whole window)."""
         states = self.backbone(waveform, lengths)  # [L, B, F, H]
+        total = states.shape[2]
         if lengths is None:
-            means = states.mean(dim=2)
+            frames = np.full(waveform.shape[0], total)
         else:
-            frames = self.backbone.frame_lengths(lengths).clamp(1, states.shape[2])
-            mask = torch.arange(states.shape[2], device=states.device)[None, :] < frames[:, None]
-            mask = mask.to(states.dtype)[None, :, :, None]
-            means = (states * mask).sum(dim=2) / frames.to(states.dtype)[None, :, None]
-        return means.transpose(0, 1).reshape(waveform.shape[0], -1)
+            frames = self.backbone.frame_lengths(lengths).cpu().numpy()
+        weights = torch.from_numpy(segment_weights(frames, total, self.segments)).to(states)
+        means = torch.einsum("lbfh,bkf->bklh", states, weights)
+        return means.reshape(waveform.shape[0], self.segments, -1)
 
     def embed(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Quality embeddings `[B, embed_dim]` of mono waveforms `[B, T]` at `self.sample_rate`."""
+        """Quality embeddings `[B, segments * embed_dim]` of mono waveforms `[B, T]` at `self.sample_rate`."""
         if waveform.dim() != 2:
             raise ValueError(f"waveform must be [batch, samples], got shape {tuple(waveform.shape)}")
-        return self.head(self.pooled(waveform, lengths))
+        return self.head(self.pooled(waveform, lengths)).flatten(1)
 
     forward = embed
 

@@ -5,8 +5,8 @@
 inference interface on numpy arrays:
 
     hidden_states(waveform [B, T])            -> [L, B, frames, H]
-    pooled(waveform, lengths=None)            -> [B, L * H]   each state averaged over valid frames
-    embed(waveform, lengths=None)             -> [B, embed_dim]
+    pooled(waveform, lengths=None)            -> [B, segments, L * H]   states averaged over time parts
+    embed(waveform, lengths=None)             -> [B, segments * embed_dim]
     sample_rate, info, embed_dim, num_hidden_states, hidden_size
 
 Backbones with a numpy implementation are listed in `NUMPY_BACKBONES` (module imported only
@@ -25,6 +25,7 @@ import numpy as np
 
 from deepaq.errors import DeepaqError, ModelError
 from deepaq.models.checkpoint import model_info, read_model_config, read_tensors, resolve_model_folder
+from deepaq.models.pooling import segment_count, segment_weights
 
 # backbone name -> "module:class" of its numpy implementation: the class is built as
 # `cls(config, weights)` and says which weights it needs with `cls.parameter_shapes(config)`
@@ -42,7 +43,7 @@ def has_numpy_backbone(name: str) -> bool:
 
 
 class NumpyDeepaqNet:
-    """Backbone hidden states -> mean over frames -> ReLU -> Linear (as `DeepaqNet`), in numpy."""
+    """Backbone hidden states -> mean over time parts -> ReLU -> Linear (as `DeepaqNet`), in numpy."""
 
     def __init__(self, backbone, head_weight: np.ndarray, head_bias: np.ndarray, info: dict | None = None):
         self.backbone = backbone
@@ -50,6 +51,7 @@ class NumpyDeepaqNet:
         self.head_bias = np.asarray(head_bias, np.float32)
         self.embed_dim = int(self.head_bias.shape[0])
         self.info = dict(info or {})
+        self.segments = segment_count(self.info)
         expected = backbone.num_hidden_states * backbone.hidden_size
         if self.head_t.shape[0] != expected:
             raise ModelError(f"head input {self.head_t.shape[0]} does not match the backbone's {expected} features")
@@ -71,23 +73,20 @@ class NumpyDeepaqNet:
         return self.backbone(_as_batch(waveform))
 
     def pooled(self, waveform: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
-        """`[B, T]` -> `[B, L * H]`: each hidden state averaged over its valid frames."""
+        """`[B, T]` -> `[B, segments, L * H]`: each hidden state averaged over each time part."""
         waveform = _as_batch(waveform)
         states = self.backbone(waveform)  # [L, B, F, H]
-        if lengths is None:
-            means = states.mean(axis=2)
-        else:
-            frames = np.clip(self.backbone.frame_lengths(lengths), 1, states.shape[2])
-            mask = (np.arange(states.shape[2])[None, :] < frames[:, None]).astype(states.dtype)
-            means = np.einsum("lbfh,bf->lbh", states, mask) / frames.astype(states.dtype)[None, :, None]
-        return np.ascontiguousarray(means.transpose(1, 0, 2)).reshape(waveform.shape[0], -1)
+        total = states.shape[2]
+        frames = np.full(waveform.shape[0], total) if lengths is None else self.backbone.frame_lengths(lengths)
+        means = np.einsum("lbfh,bkf->bklh", states, segment_weights(frames, total, self.segments))
+        return np.ascontiguousarray(means).reshape(waveform.shape[0], self.segments, -1)
 
     def embed(self, waveform: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
-        """Quality embeddings `[B, embed_dim]` (float32) of mono waveforms `[B, T]` at `sample_rate`."""
+        """Quality embeddings `[B, segments * embed_dim]` (float32) of mono waveforms `[B, T]`."""
         x = np.maximum(self.pooled(waveform, lengths), 0)
         out = x @ self.head_t
         out += self.head_bias
-        return out
+        return out.reshape(x.shape[0], -1)
 
     __call__ = embed
 
