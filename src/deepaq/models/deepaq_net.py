@@ -22,7 +22,7 @@ from torch import nn
 
 from deepaq.errors import ConfigError
 from deepaq.models.backbones import Backbone
-from deepaq.models.pooling import segment_count, segment_weights
+from deepaq.models.pooling import part_scale, segment_count, segment_weights
 
 FINETUNE_MODES = ("lora", "full", "frozen")
 LORA_DEFAULTS = {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": None}
@@ -105,7 +105,7 @@ class DeepaqNet(nn.Module):
         """Quality embeddings `[B, segments * embed_dim]` of mono waveforms `[B, T]` at `self.sample_rate`."""
         if waveform.dim() != 2:
             raise ValueError(f"waveform must be [batch, samples], got shape {tuple(waveform.shape)}")
-        return self.head(self.pooled(waveform, lengths)).flatten(1)
+        return self.head(self.pooled(waveform, lengths)).flatten(1) * part_scale(self.segments)
 
     forward = embed
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from deepaq.errors import DeepaqError, ModelError
 from deepaq.models.checkpoint import model_info, read_model_config, read_tensors, resolve_model_folder
-from deepaq.models.pooling import segment_count, segment_weights
+from deepaq.models.pooling import part_scale, segment_count, segment_weights
 
 # backbone name -> "module:class" of its numpy implementation: the class is built as
 # `cls(config, weights)` and says which weights it needs with `cls.parameter_shapes(config)`
@@ -86,7 +86,7 @@ class NumpyDeepaqNet:
         x = np.maximum(self.pooled(waveform, lengths), 0)
         out = x @ self.head_t
         out += self.head_bias
-        return out.reshape(x.shape[0], -1)
+        return out.reshape(x.shape[0], -1) * np.float32(part_scale(self.segments))
 
     __call__ = embed
 

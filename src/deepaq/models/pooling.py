@@ -3,11 +3,12 @@
 With `segments = K` (`[model] segments` of a training config, stored in config.json `info`)
 each window's valid frames are cut into K consecutive parts of (nearly) equal length; every
 hidden state is averaged over each part, and the head maps each part to its own embedding.
-The model's embedding is the K part embeddings side by side, so the pair distance compares
-reference and degraded part by part (time-aligned) instead of comparing time averages:
-a damage confined to quiet parts, such as noise filling the gaps between drum hits, is not
-averaged away by the loud parts. With L2 the distance is the root of the summed squared part
-distances, which weights the worst parts most. K = 1 is the plain time average.
+The model's embedding is the K part embeddings side by side, scaled by 1 / sqrt(K), so the
+pair distance compares reference and degraded part by part (time-aligned) instead of
+comparing time averages: a damage confined to some parts is not averaged away by the
+others. With L2 the distance is the root mean square of the part distances (the worst parts
+weigh most) on the scale of one part's distance, so loss temperatures keep their meaning.
+K = 1 is the plain time average.
 No torch here: the numpy scoring path imports it.
 """
 
@@ -24,6 +25,11 @@ def segment_count(info: dict) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ModelError(f"model segments must be a positive integer, got {value!r}")
     return value
+
+
+def part_scale(segments: int) -> float:
+    """The factor on the concatenated part embeddings: L2 distance = RMS of the part distances."""
+    return 1.0 / float(np.sqrt(segments))
 
 
 def segment_weights(valid_frames: np.ndarray, total_frames: int, segments: int) -> np.ndarray:
