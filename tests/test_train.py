@@ -102,6 +102,24 @@ def test_an_l1_model_validates_and_scores_with_l1(data, tmp_path):
         merge_config({"model": {"distance": "cosine"}})
 
 
+def test_a_model_with_time_parts_trains_and_scores_part_by_part(data, tmp_path):
+    """`[model] segments` reaches the checkpoint; its embedding holds one embedding per part."""
+    from deepaq.models import load_model
+    from deepaq.scoring import Scorer
+
+    config = _config(data, max_steps=2)
+    config["model"]["segments"] = 3
+    train(config, tmp_path / "run")
+    folder = tmp_path / "run" / "checkpoints" / "last"
+    model = load_model(folder)
+    assert model.info["segments"] == 3
+    with torch.no_grad():
+        assert model.embed(torch.zeros(2, model.sample_rate)).shape == (2, 3 * model.embed_dim)
+    assert Scorer(folder, cache_dir=False).model.segments == 3
+    with pytest.raises(ConfigError, match="segments must be a positive integer"):
+        merge_config({"model": {"segments": 0}})
+
+
 def test_resume_continues_exactly(data, tmp_path):
     def lora_config(max_steps: int) -> dict:
         config = _config(data, max_steps=max_steps, validate_at_start=False)
