@@ -8,6 +8,7 @@ import csv
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -116,8 +117,29 @@ def test_a_model_with_time_parts_trains_and_scores_part_by_part(data, tmp_path):
     with torch.no_grad():
         assert model.embed(torch.zeros(2, model.sample_rate)).shape == (2, 3 * model.embed_dim)
     assert Scorer(folder, cache_dir=False).model.segments == 3
-    with pytest.raises(ConfigError, match="segments must be a positive integer"):
+    with pytest.raises(ConfigError, match="segments must be an integer >= 1"):
         merge_config({"model": {"segments": 0}})
+    with pytest.raises(ConfigError, match="train_segments must be an integer >= 0"):
+        merge_config({"model": {"train_segments": -1}})
+
+
+def test_training_on_whole_windows_gives_the_same_weights_whatever_the_scoring_parts(data, tmp_path):
+    """`train_segments = 1`: the losses see whole windows, so the weights do not depend on
+    `segments`, which only the validation, the mapping and the scorer use."""
+    from safetensors.numpy import load_file
+
+    from deepaq.models import load_model
+
+    runs = {}
+    for segments in (1, 4):
+        config = _config(data, max_steps=3)
+        config["model"].update(segments=segments, train_segments=1)
+        train(config, tmp_path / str(segments))
+        runs[segments] = load_file(str(tmp_path / str(segments) / "checkpoints" / "last" / "model.safetensors"))
+        assert load_model(tmp_path / str(segments) / "checkpoints" / "last").info["segments"] == segments
+    assert runs[1].keys() == runs[4].keys()
+    for key in runs[1]:
+        np.testing.assert_array_equal(runs[1][key], runs[4][key])
 
 
 def test_resume_continues_exactly(data, tmp_path):

@@ -63,6 +63,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "window_overlap": 0.5,  # overlap of the scoring windows, stored with the model (Scorer's default)
         "distance": "l2",  # l2 | l1: the pair score's distance (deepaq.models.distance), stored with the model
         "segments": 1,  # time parts per window, each with its own embedding (deepaq.models.pooling)
+        "train_segments": 0,  # the parts the training losses see; 0 = `segments` (validation and scoring use `segments`)
     },
     "data": {
         "root": "",  # a dataset folder, or a list of folders built from the same corpus (their clips are shared)
@@ -144,8 +145,10 @@ def merge_config(raw: dict, source: str = "<config>") -> dict[str, dict[str, Any
         raise ConfigError(f"{source}: [model] finetune must be lora, full or frozen")
     if config["model"]["distance"] not in DISTANCES:
         raise ConfigError(f"{source}: [model] distance must be one of {', '.join(DISTANCES)}")
-    if not isinstance(config["model"]["segments"], int) or config["model"]["segments"] < 1:
-        raise ConfigError(f"{source}: [model] segments must be a positive integer")
+    for key, least in (("segments", 1), ("train_segments", 0)):
+        value = config["model"][key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ConfigError(f"{source}: [model] {key} must be an integer >= {least}")
     if config["train"]["precision"] not in ("auto", "bf16", "fp32"):
         raise ConfigError(f"{source}: [train] precision must be auto, bf16 or fp32")
     if config["data"]["group_by"] not in ("clip", "codec"):
@@ -511,6 +514,7 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
         raise ConfigError(f"{config['data']['root']}: too few training clips for one batch of "
                           f"{config['data']['clips_per_batch']} clips per process")
     net, order = model, distance_order(model.info)
+    train_segments = config["model"]["train_segments"] or None  # None: the model's own parts
     if dist.world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dist.device.index] if device == "cuda" else None)
     bf16 = t["precision"] == "bf16" or (t["precision"] == "auto" and dist.device.type == "cuda")
@@ -547,7 +551,8 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
             sync = state["batch_in_epoch"] % accum == 0 or state["batch_in_epoch"] == len(sampler)
             with nullcontext() if sync or dist.world_size == 1 else net.no_sync():  # accumulate locally
                 with autocast():
-                    emb = net(batch["waveform"].to(dist.device), batch["lengths"].to(dist.device))
+                    emb = net(batch["waveform"].to(dist.device), batch["lengths"].to(dist.device),
+                              segments=train_segments)
                 teacher_labels = batch["teachers"].to(dist.device)
                 loss, parts = deepaq_loss(emb.float(), batch["visqol"].to(dist.device),
                                           batch["bitrate"].to(dist.device), loss_cfg["temperature"],

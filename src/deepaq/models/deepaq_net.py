@@ -88,24 +88,29 @@ class DeepaqNet(nn.Module):
             self.backbone.eval()
         return self
 
-    def pooled(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def pooled(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None,
+               segments: int | None = None) -> torch.Tensor:
         """`[B, T]` -> `[B, segments, L * H]`: each hidden state averaged over each time part
-        of its valid frames (`deepaq.models.pooling`; one part: the whole window)."""
+        of its valid frames (`deepaq.models.pooling`; default: the model's own parts)."""
+        segments = segments or self.segments
         states = self.backbone(waveform, lengths)  # [L, B, F, H]
         total = states.shape[2]
         if lengths is None:
             frames = np.full(waveform.shape[0], total)
         else:
             frames = self.backbone.frame_lengths(lengths).cpu().numpy()
-        weights = torch.from_numpy(segment_weights(frames, total, self.segments)).to(states)
+        weights = torch.from_numpy(segment_weights(frames, total, segments)).to(states)
         means = torch.einsum("lbfh,bkf->bklh", states, weights)
-        return means.reshape(waveform.shape[0], self.segments, -1)
+        return means.reshape(waveform.shape[0], segments, -1)
 
-    def embed(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Quality embeddings `[B, segments * embed_dim]` of mono waveforms `[B, T]` at `self.sample_rate`."""
+    def embed(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None,
+              segments: int | None = None) -> torch.Tensor:
+        """Quality embeddings `[B, segments * embed_dim]` of mono waveforms `[B, T]` at
+        `self.sample_rate`; `segments` overrides the model's time parts (training may use others)."""
         if waveform.dim() != 2:
             raise ValueError(f"waveform must be [batch, samples], got shape {tuple(waveform.shape)}")
-        return self.head(self.pooled(waveform, lengths)).flatten(1) * part_scale(self.segments)
+        segments = segments or self.segments
+        return self.head(self.pooled(waveform, lengths, segments)).flatten(1) * part_scale(segments)
 
     forward = embed
 
