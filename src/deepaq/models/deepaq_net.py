@@ -95,11 +95,16 @@ class DeepaqNet(nn.Module):
         segments = segments or self.segments
         states = self.backbone(waveform, lengths)  # [L, B, F, H]
         total = states.shape[2]
-        if lengths is None:
-            frames = np.full(waveform.shape[0], total)
-        else:
-            frames = self.backbone.frame_lengths(lengths).cpu().numpy()
-        weights = torch.from_numpy(segment_weights(frames, total, segments)).to(states)
+        frames = None if lengths is None else self.backbone.frame_lengths(lengths).clamp(1, total)
+        if segments == 1:  # the whole window, summed as before parts existed: trainings stay bit-reproducible
+            if frames is None:
+                means = states.mean(dim=2)
+            else:
+                mask = (torch.arange(total, device=states.device)[None, :] < frames[:, None]).to(states.dtype)
+                means = (states * mask[None, :, :, None]).sum(dim=2) / frames.to(states.dtype)[None, :, None]
+            return means.transpose(0, 1).reshape(waveform.shape[0], 1, -1)
+        valid = np.full(waveform.shape[0], total) if frames is None else frames.cpu().numpy()
+        weights = torch.from_numpy(segment_weights(valid, total, segments)).to(states)
         means = torch.einsum("lbfh,bkf->bklh", states, weights)
         return means.reshape(waveform.shape[0], segments, -1)
 
