@@ -34,3 +34,19 @@ def test_segment_count_rejects_what_is_not_a_positive_integer(bad):
     with pytest.raises(ModelError, match="segments"):
         segment_count({"segments": bad})
     assert segment_count({}) == 1
+
+
+def test_a_model_folder_with_bad_segments_is_refused_naming_its_config(tmp_path):
+    import json
+    import shutil
+    from pathlib import Path
+
+    from deepaq.models import load_numpy_model
+
+    folder = tmp_path / "m"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "src" / "deepaq" / "weights" / "deepaq-compact", folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["info"]["segments"] = 0
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match=r"config\.json: model segments must be a positive integer"):
+        load_numpy_model(folder)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from deepaq.errors import DeepaqError, ModelError
+from deepaq.models.pooling import segment_count
 
 if TYPE_CHECKING:  # torch is imported by the functions that build or save torch models
     import torch
@@ -152,6 +153,10 @@ def read_model_config(folder: Path) -> dict:
     missing = [k for k in REQUIRED if k not in config]
     if missing or "name" not in config.get("backbone", {}):
         raise ModelError(f"{path}: missing keys {missing or ['backbone.name']}")
+    try:
+        segment_count(config.get("info", {}))
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from exc
     return config
 
 
