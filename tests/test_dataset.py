@@ -155,3 +155,26 @@ def test_bad_input_errors(tiny_dataset, tmp_path):
         ManifestDataset(tmp_path, "train", sample_rate=16000)
     with pytest.raises(ConfigError, match="without a clean item"):
         ClipBatchSampler(["a", "a"], [False, False], 1, 2)
+
+
+def test_fingerprint_follows_items_labels_and_files(tmp_path):
+    import shutil
+
+    from deepaq.data.manifest import read_manifest, write_manifest
+
+    a = make_tiny_dataset(tmp_path / "a", {"train": 2})
+    b = make_tiny_dataset(tmp_path / "b", {"train": 2})  # the same build again
+    first = ManifestDataset(a, "train", sample_rate=16000).fingerprint()
+    assert first == ManifestDataset(b, "train", sample_rate=16000).fingerprint()
+    assert first != ManifestDataset(a, "train", sample_rate=16000, teachers=("mms_2f",)).fingerprint()
+    # one label moved
+    frame = read_manifest(b)
+    frame.loc[3, "visqol_mos"] += 0.01
+    write_manifest(frame.to_dict("records"), b)
+    assert ManifestDataset(b, "train", sample_rate=16000).fingerprint() != first
+    # one file of other content (and size)
+    c = tmp_path / "c"
+    shutil.copytree(a, c)
+    x, sr = sf.read(c / "audio/train00/opus_16.flac")
+    sf.write(c / "audio/train00/opus_16.flac", x[: len(x) // 2], sr)
+    assert ManifestDataset(c, "train", sample_rate=16000).fingerprint() != first

@@ -5,6 +5,7 @@ and --resume continues exactly as an uninterrupted run."""
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -61,6 +62,9 @@ def test_training_learns_and_checkpoints_reproduce(data, tmp_path):
     assert set(overall) == set(range(-1, 6))
     assert state["best"] == max(overall[e] for e in range(6))
     assert state["best"] > overall[-1] + 0.1, overall  # untrained = epoch -1
+    # the run records what it trained on, to tell a moved dataset from a moved run
+    recorded = json.loads((tmp_path / "run" / "data.json").read_text())
+    assert recorded["train"] == {"items": 48, "fingerprint": ManifestDataset(data, "train", 48000).fingerprint()}
     # the best checkpoint reproduces exactly the validation it was chosen for
     model = load_model(tmp_path / "run" / "checkpoints" / "best")
     assert model.info["window_seconds"] == 0.5 and model.info["window_overlap"] == 0.5 and model.finetune == "full"

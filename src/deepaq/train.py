@@ -527,6 +527,10 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
         count = count_parameters(model)
         print(f"deepaq train: {count.trainable:,} of {count.total:,} parameters trainable ({100 * count.share:.2f} %), "
               f"{dist.world_size} process(es) on {dist.device}, {'bf16' if bf16 else 'fp32'}")
+        data = {"train": {"items": len(train_set), "fingerprint": train_set.fingerprint()},
+                "validation": {"items": len(val_loader.dataset), "fingerprint": val_loader.dataset.fingerprint()}}
+        (out / "data.json").write_text(json.dumps(data, indent=2) + "\n")
+        print("data: " + "; ".join(f"{split} {d['items']:,} items, fingerprint {d['fingerprint']}" for split, d in data.items()))
     logs = Logs(out, dist.main)
     if t["validate_at_start"] and state["step"] == 0 and dist.main:
         metrics, _ = validate(model, val_loader, dist.device, autocast, tuple(config["loss"]["teachers"]))

@@ -86,6 +86,20 @@ class ManifestDataset(Dataset):
         from_teacher = np.array([labels.get(i, {}).get("visqol_mos", math.nan) for i in ids])
         self.visqol = np.where(np.isnan(self.visqol), from_teacher, self.visqol)
 
+    def fingerprint(self) -> str:
+        """SHA-256 (16 hex digits) of every item's id, labels and FLAC size, in order.
+
+        Two rebuilds of a dataset that give one fingerprint hold the same items and labels;
+        when a training run does not reproduce, this says whether the data or the run moved.
+        """
+        digest = hashlib.sha256()
+        for k, row in enumerate(self.items.itertuples(index=False)):
+            size = (Path(row.folder) / row.path).stat().st_size
+            labels = ",".join(repr(float(v)) for v in (self.visqol[k], row.bitrate_kbps, self.ladder_steps[k],
+                                                        *self.teacher_labels[k]))
+            digest.update(f"{row.item_id}|{row.codec}|{self.ladders[k]}|{labels}|{size}\n".encode())
+        return digest.hexdigest()[:16]
+
     def set_epoch(self, epoch: int) -> None:
         """Changes the random crop offsets (call before each epoch's DataLoader iteration)."""
         self.epoch = epoch

@@ -82,9 +82,7 @@ def read_manifest(path: str | Path):
         raise ConfigError(f"{path}: not a deepaq manifest, missing columns {missing}")
     if "family" not in frame.columns:
         frame["family"] = frame["codec"]
-    if "params" not in frame.columns:
-        frame["params"] = ""
-    frame["params"] = frame["params"].fillna("")
+    frame["params"] = [v if isinstance(v, str) else "" for v in frame.get("params", [""] * len(frame))]
     if "ladder" not in frame.columns:
         frame["ladder"], frame["ladder_step"] = "", -1
     frame["ladder"] = [v if isinstance(v, str) else "" for v in frame["ladder"]]  # CSV: an empty column is NaN
