@@ -157,3 +157,25 @@ def test_shipped_default_model_is_small_and_ranks_a_real_clip():
         dist = {k: float((net.embed(torch.from_numpy(v.mean(0, keepdims=True))) - ref).norm()) for k, v in versions.items()}
     assert dist["opus 8"] > dist["opus 32"] > dist["opus 128"]
     assert dist["lowpass 3.5k"] > dist["opus 128"]
+
+
+def test_shipped_weights_are_what_the_shipped_config_trains():
+    """configs/deepaq-compact.toml (the command in the model card) and the shipped folder agree:
+    version, time parts, distance, losses and optimiser as stored by the trainer."""
+    import json
+    from pathlib import Path
+
+    from deepaq.models.checkpoint import WEIGHTS_DIR
+    from deepaq.train import load_config
+
+    folder = WEIGHTS_DIR / "deepaq-compact"
+    if not (folder / "config.json").is_file():
+        pytest.skip("the default model is not trained yet (src/deepaq/weights/deepaq-compact)")
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "deepaq-compact.toml")
+    stored = json.loads((folder / "config.json").read_text())
+    info = stored["info"]
+    assert stored["version"] == info["version"] == config["model"]["version"]
+    assert info.get("segments", 1) == config["model"]["segments"]
+    assert info.get("distance", "l2") == config["model"]["distance"]
+    assert info["window_seconds"] == config["data"]["window_seconds"]
+    assert info["training"] == {"loss": config["loss"], "optim": config["optim"]}
