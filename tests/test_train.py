@@ -65,6 +65,7 @@ def test_training_learns_and_checkpoints_reproduce(data, tmp_path):
     # the run records what it trained on, to tell a moved dataset from a moved run
     recorded = json.loads((tmp_path / "run" / "data.json").read_text())
     assert recorded["train"] == {"items": 48, "fingerprint": ManifestDataset(data, "train", 48000).fingerprint()}
+    assert recorded["libraries"]["torch"] == torch.__version__ and set(recorded["libraries"]) >= {"av", "numpy"}
     # the best checkpoint reproduces exactly the validation it was chosen for
     model = load_model(tmp_path / "run" / "checkpoints" / "best")
     assert model.info["window_seconds"] == 0.5 and model.info["window_overlap"] == 0.5 and model.finetune == "full"

@@ -480,6 +480,23 @@ def _loaders(config: dict, sample_rate: int, dist: Dist):
     return train_set, sampler, val_loader
 
 
+# the libraries that code, degrade, resample, label and read the data, and the one that trains
+DATA_LIBRARIES = ("av", "numpy", "scipy", "soxr", "soundfile", "pandas", "torch")
+
+
+def _library_versions() -> dict[str, str]:
+    """Installed versions of DATA_LIBRARIES: a rebuilt dataset that moved often moved with them."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return {name: installed(name) for name in DATA_LIBRARIES}
+
+
 def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = False) -> dict:
     """Train per `config`, writing logs and checkpoints to `out`; returns the final summary."""
     from torch.utils.data import DataLoader
@@ -529,7 +546,7 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
               f"{dist.world_size} process(es) on {dist.device}, {'bf16' if bf16 else 'fp32'}")
         data = {"train": {"items": len(train_set), "fingerprint": train_set.fingerprint()},
                 "validation": {"items": len(val_loader.dataset), "fingerprint": val_loader.dataset.fingerprint()}}
-        (out / "data.json").write_text(json.dumps(data, indent=2) + "\n")
+        (out / "data.json").write_text(json.dumps({**data, "libraries": _library_versions()}, indent=2) + "\n")
         print("data: " + "; ".join(f"{split} {d['items']:,} items, fingerprint {d['fingerprint']}" for split, d in data.items()))
     logs = Logs(out, dist.main)
     if t["validate_at_start"] and state["step"] == 0 and dist.main:
