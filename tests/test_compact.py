@@ -8,8 +8,8 @@ import torch
 
 from deepaq.errors import ConfigError
 from deepaq.models import DeepaqNet, build_backbone, list_backbones, load_model, save_model
-from deepaq.models.compact import BandFeatures
-from deepaq.models.compact_numpy import DEFAULTS, band_edges
+from deepaq.models.compact import BandFeatures, EnvelopeFeatures
+from deepaq.models.compact_numpy import DEFAULTS, band_edges, envelope_layout
 
 SR = 48_000
 
@@ -92,6 +92,54 @@ def test_features_equal_the_stft_formula():
     assert torch.allclose(got, expected, atol=2e-4)
     with pytest.raises(ValueError, match="more than 1024 samples"):
         feats(x[:, :1000])
+
+
+def test_envelope_equals_its_definition():
+    # frame t's short frames are the hop / short-hop ones centred inside [t * hop - hop / 2, t * hop + hop / 2)
+    config = {"hop": 1920, "envelope_bands": 16}
+    feats = EnvelopeFeatures(config)
+    short, count, left = envelope_layout({**DEFAULTS, **config})
+    assert (short, count, left) == (128, 15, 1024)
+    edges = band_edges(256, SR, 16, 1000.0)
+    x = torch.randn(2, SR) * torch.tensor([[0.3], [0.01]])
+    frames = SR // 1920 + 1
+    got = feats(x, frames)
+    assert got.shape == (2, frames, len(edges) - 1)
+    window = torch.hann_window(256, dtype=torch.float64)
+    window = window * 2 / window.sum()
+    padded = torch.nn.functional.pad(x.double()[:, None], (left, 2048), mode="reflect")[:, 0]
+    for t in (0, 7, frames - 1):
+        levels = []
+        for m in range(count):
+            centre = t * 1920 - 960 + m * 128 + 64
+            assert centre - 128 == (t * count + m) * short - left  # the short frame the module takes
+            spec = torch.fft.rfft(padded[:, centre - 128 + left:centre + 128 + left] * window)
+            power = spec.abs() ** 2 + 1e-10
+            levels.append(torch.stack([10 * torch.log10(power[:, a:b].mean(-1)) for a, b in zip(edges, edges[1:])], -1))
+        expected = torch.stack(levels, 1).std(1, correction=0) / 10
+        assert torch.allclose(got[:, t], expected.float(), atol=1e-3)
+    with pytest.raises(ValueError, match="envelope features need more than 1024 samples"):
+        feats(x[:, :1000], 1)
+    with pytest.raises(ConfigError, match="envelope_fft"):
+        EnvelopeFeatures({"hop": 1920, "envelope_bands": 16, "envelope_fft": 300})
+
+
+def test_envelope_sees_noise_between_hits_that_band_levels_hardly_see():
+    # 2 ms noise bursts every 20 ms; the same with noise filling the gaps, 10 dB below the
+    # bursts' mean power over a frame (as a starved codec's noise fill between drum hits)
+    torch.manual_seed(0)
+    clicks = torch.zeros(1, SR)
+    for start in range(0, SR - 96, 960):
+        clicks[0, start:start + 96] = torch.randn(96) * 0.3
+    filled = clicks + torch.randn(1, SR) * 0.3 * (0.1 * 0.1) ** 0.5
+    config = {"hop": 1920, "envelope_bands": 16}
+    backbone = build_backbone("compact", config)
+    frames = SR // 1920 + 1
+    env_clean, env_filled = (backbone.envelope(x, frames)[0, 2:-2] for x in (clicks, filled))
+    level_clean, level_filled = (backbone.features(x)[0, 2:-2, :backbone.features.n_bands] * 25 for x in (clicks, filled))
+    assert float((env_clean - env_filled).mean()) * 10 > 10.0  # the level spread falls by more than 10 dB
+    assert abs(float((level_filled - level_clean).mean())) < 1.0  # the 40 ms band levels rise by under 1 dB
+    assert backbone.project.in_features == 2 * backbone.features.n_bands + env_clean.shape[-1]
 
 
 def test_shapes_registry_and_padding():

@@ -79,6 +79,18 @@ def random_model(folder: Path, finetune: str = "full", seed: int = 3, segments: 
     return save_model(net, folder)
 
 
+def test_envelope_features_equal_torch(tmp_path, music):
+    # the optional third feature group (envelope_bands) through both implementations
+    torch.manual_seed(5)
+    config = {**OTHER_CONFIG, "envelope_bands": 12, "envelope_fft": 160}  # short hop 80: 6 short frames per frame
+    net = DeepaqNet(build_backbone("compact", config), embed_dim=32, finetune="full",
+                    info={"model_id": "env", "version": "9", "window_seconds": 1.0, "segments": 4})
+    numpy_model, torch_model = both(save_model(net, tmp_path / "env"))
+    compare(numpy_model, torch_model, windows_of(music, 48_000, 3))
+    batch = windows_of(music, 48_000 + 480 * 3 + 77, 3)
+    compare(numpy_model, torch_model, batch, np.array([batch.shape[1], 30_000, 9_999]))
+
+
 @pytest.mark.parametrize("finetune", ["full", "lora"])
 def test_random_model_of_another_config_equals_torch(tmp_path, music, finetune):
     numpy_model, torch_model = both(random_model(tmp_path / finetune, finetune))

@@ -29,6 +29,8 @@ DEFAULTS = {
     "dilations": [1, 2, 4, 1, 2, 4],
     "downsample_after": [2, 4],
     "floor_db": -100.0,
+    "envelope_bands": 0,  # > 0: also each band's temporal envelope inside the frame (see envelope_layout)
+    "envelope_fft": 256,  # the short STFT of the envelope feature (hop: half of it)
 }
 BAND_GROUP = 20  # bands per block of the averaging matrix
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default
@@ -45,6 +47,31 @@ def band_edges(n_fft: int, sample_rate: int, n_bands: int, scale_hz: float) -> l
         edges.append(edge)
     edges[-1] = bins
     return sorted(set(edges))
+
+
+def envelope_layout(config: dict) -> tuple[int, int, int]:
+    """(short hop, short frames per frame, left padding) of the envelope feature.
+
+    Short frames of `envelope_fft` samples every `envelope_fft / 2`; frame t of the main STFT
+    (centred on sample t * hop) owns the hop / short-hop short frames centred inside its own
+    hop, [t * hop - hop / 2, t * hop + hop / 2): the left padding puts them there.
+    """
+    n, hop = int(config["envelope_fft"]), int(config["hop"])
+    short = n // 2
+    if n < 4 or n % 2 or hop % short or hop // short < 2:
+        from deepaq.errors import ConfigError
+
+        raise ConfigError(f"compact backbone: envelope_fft {n} must be even and half of it divide hop {hop} "
+                          "at least twice")
+    return short, hop // short, (n + hop - short) // 2
+
+
+def feature_count(config: dict) -> int:
+    """Width of the front end's output: level and flatness per band, plus the envelope bands."""
+    c = full_config(config)
+    bands = len(band_edges(c["n_fft"], c["sample_rate"], c["n_bands"], c["band_scale_hz"])) - 1
+    envelope = len(band_edges(c["envelope_fft"], c["sample_rate"], c["envelope_bands"], c["band_scale_hz"])) - 1
+    return 2 * bands + (envelope if c["envelope_bands"] else 0)
 
 
 def block_dilations(config: dict) -> list[int]:
@@ -66,9 +93,8 @@ def full_config(config: dict | None) -> dict:
 def parameter_shapes(config: dict) -> dict[str, tuple[int, ...]]:
     """Name -> shape of every weight of the backbone (names as in the torch module's state dict)."""
     c = full_config(config)
-    bands = len(band_edges(c["n_fft"], c["sample_rate"], c["n_bands"], c["band_scale_hz"])) - 1
     h, wide = c["hidden"], c["hidden"] * c["expansion"]
-    shapes = {"project.weight": (h, 2 * bands), "project.bias": (h,)}
+    shapes = {"project.weight": (h, feature_count(c)), "project.bias": (h,)}
     for i in range(c["blocks"]):
         shapes.update({f"blocks.{i}.norm.weight": (h,), f"blocks.{i}.norm.bias": (h,),
                        f"blocks.{i}.depthwise.weight": (h, 1, c["kernel"]), f"blocks.{i}.depthwise.bias": (h,),
@@ -116,6 +142,15 @@ class CompactNumpy:
         n = np.arange(self.n_fft)
         window = 0.5 - 0.5 * np.cos(2 * np.pi * n / self.n_fft)  # periodic Hann, as torch.hann_window
         self.window = (window * (2.0 / window.sum())).astype(np.float32)
+        self.envelope = None
+        if c["envelope_bands"]:
+            n = int(c["envelope_fft"])
+            env_edges = band_edges(n, self.sample_rate, c["envelope_bands"], c["band_scale_hz"])
+            average = np.zeros((n // 2 + 1, len(env_edges) - 1), np.float32)
+            for band, (lo, hi) in enumerate(zip(env_edges[:-1], env_edges[1:])):
+                average[lo:hi, band] = 1.0 / (hi - lo)
+            w = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
+            self.envelope = (n, *envelope_layout(c), (w * (2.0 / w.sum())).astype(np.float32), average)
         self.w = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}
         # Linear layers as x @ W.T: keep the transposes
         self.t = {k: np.ascontiguousarray(v.T) for k, v in self.w.items()
@@ -135,7 +170,22 @@ class CompactNumpy:
         power = power.astype(np.float32, copy=False)
         level = 10 * np.log10(self._band_means(power))
         flatness = 10 * self._band_means(np.log10(power, out=power)) - level
-        return np.concatenate([(level + np.float32(50.0)) / np.float32(25.0), flatness / np.float32(5.0)], 2)
+        out = [(level + np.float32(50.0)) / np.float32(25.0), flatness / np.float32(5.0)]
+        if self.envelope is not None:
+            out.append(self._envelope(np.asarray(waveform, np.float32), level.shape[1]))
+        return np.concatenate(out, 2)
+
+    def _envelope(self, waveform: np.ndarray, frames: int) -> np.ndarray:
+        """`[B, T]` -> `[B, frames, envelope bands]`: per frame, the standard deviation of each
+        band's level (dB) over its short frames, / 10 (see compact.EnvelopeFeatures)."""
+        n, short, count, left, window, average = self.envelope
+        right = max(0, (frames * count - 1) * short + n - left - waveform.shape[-1])
+        padded = np.pad(waveform, ((0, 0), (left, right)), mode="reflect")
+        shorts = np.lib.stride_tricks.sliding_window_view(padded, n, axis=1)[:, ::short][:, :frames * count]
+        spec = np.fft.rfft(shorts * window, axis=-1)
+        power = (np.square(spec.real) + np.square(spec.imag) + np.float32(10 ** (self.floor_db / 10))).astype(np.float32)
+        level = 10 * np.log10(power @ average)
+        return level.reshape(len(waveform), frames, count, -1).std(axis=2) / np.float32(10.0)
 
     def _band_means(self, x: np.ndarray) -> np.ndarray:
         return np.concatenate([x[..., lo:hi] @ average for lo, hi, average in self.groups], -1)
