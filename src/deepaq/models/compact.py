@@ -35,7 +35,8 @@ from torch.nn import functional as F
 
 from deepaq.models.backbones import Backbone, register_backbone
 # the settings and band layout are shared with the numpy implementation (no torch there)
-from deepaq.models.compact_numpy import BAND_GROUP, band_edges, block_dilations, envelope_layout, feature_count, full_config
+from deepaq.models.compact_numpy import (BAND_GROUP, band_average, band_edges, block_dilations, envelope_layout,
+                                        feature_count, full_config)
 
 
 class BandFeatures(nn.Module):
@@ -91,10 +92,7 @@ class EnvelopeFeatures(nn.Module):
         self.n_fft, self.floor_db = int(c["envelope_fft"]), float(c["floor_db"])
         self.short, self.count, self.left = envelope_layout(c)
         edges = band_edges(self.n_fft, int(c["sample_rate"]), c["envelope_bands"], c["band_scale_hz"])
-        average = torch.zeros(self.n_fft // 2 + 1, len(edges) - 1)
-        for band, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
-            average[lo:hi, band] = 1.0 / (hi - lo)
-        self.register_buffer("average", average, persistent=False)
+        self.register_buffer("average", torch.from_numpy(band_average(edges)), persistent=False)
         window = torch.hann_window(self.n_fft)
         self.register_buffer("window", window * (2.0 / window.sum()), persistent=False)
 

@@ -49,6 +49,14 @@ def band_edges(n_fft: int, sample_rate: int, n_bands: int, scale_hz: float) -> l
     return sorted(set(edges))
 
 
+def band_average(edges: list[int]) -> np.ndarray:
+    """`[bins, bands]` float32: column b averages the bins edges[b]:edges[b + 1]."""
+    average = np.zeros((edges[-1], len(edges) - 1), np.float32)
+    for band, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        average[lo:hi, band] = 1.0 / (hi - lo)
+    return average
+
+
 def envelope_layout(config: dict) -> tuple[int, int, int]:
     """(short hop, short frames per frame, left padding) of the envelope feature.
 
@@ -145,10 +153,7 @@ class CompactNumpy:
         self.envelope = None
         if c["envelope_bands"]:
             n = int(c["envelope_fft"])
-            env_edges = band_edges(n, self.sample_rate, c["envelope_bands"], c["band_scale_hz"])
-            average = np.zeros((n // 2 + 1, len(env_edges) - 1), np.float32)
-            for band, (lo, hi) in enumerate(zip(env_edges[:-1], env_edges[1:])):
-                average[lo:hi, band] = 1.0 / (hi - lo)
+            average = band_average(band_edges(n, self.sample_rate, c["envelope_bands"], c["band_scale_hz"]))
             w = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
             self.envelope = (n, *envelope_layout(c), (w * (2.0 / w.sum())).astype(np.float32), average)
         self.w = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}
