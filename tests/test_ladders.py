@@ -154,6 +154,11 @@ def test_ladder_term_ranks_only_within_each_ladder():
     total, parts = deepaq_loss(e, nan, nan, bitrate_weight=0.0, clips=clips, is_clean=is_clean,
                                ladders=ladders, ladder_steps=steps, ladder_weight=0.5)
     assert parts["loss_ladder"] == pytest.approx(float(loss)) and float(total) == pytest.approx(0.5 * float(loss))
+    right = e.clone()
+    right[2, 0] = 0.5  # the ladder's own embeddings (e.g. of time parts) in the right order
+    _, own = deepaq_loss(e, nan, nan, bitrate_weight=0.0, clips=clips, is_clean=is_clean, ladders=ladders,
+                         ladder_steps=steps, ladder_weight=0.5, ladder_embeddings=right)
+    assert own["loss_ladder"] == pytest.approx(float(torch.nn.functional.softplus(torch.tensor(0.5 - 1.0))))
 
 
 def test_validation_reports_the_share_of_ladder_steps_in_order():

@@ -82,6 +82,17 @@ def test_embedding_shape_and_lengths():
         model.embed(x[0])
 
 
+def test_embeddings_at_several_part_counts_from_one_pass_equal_separate_passes():
+    torch.manual_seed(0)
+    model = DeepaqNet(tiny(), embed_dim=8).eval()
+    x, lengths = _audio(), torch.tensor([_audio().shape[1], _audio().shape[1] // 2])
+    with torch.no_grad():
+        whole, parts = model(x, lengths, segments=(1, 4))
+        torch.testing.assert_close(whole, model.embed(x, lengths, segments=1), rtol=0, atol=0)
+        torch.testing.assert_close(parts, model.embed(x, lengths, segments=4), rtol=0, atol=0)
+        assert parts.shape == (2, 4 * 8)
+
+
 def test_input_normalisation_option():
     x = _audio() + 0.3
     mask = torch.arange(x.shape[1])[None, :] < torch.tensor([[x.shape[1]], [1000]])

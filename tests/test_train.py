@@ -126,6 +126,8 @@ def test_a_model_with_time_parts_trains_and_scores_part_by_part(data, tmp_path):
         merge_config({"model": {"segments": 0}})
     with pytest.raises(ConfigError, match="train_segments must be an integer >= 0"):
         merge_config({"model": {"train_segments": -1}})
+    with pytest.raises(ConfigError, match="ladder_segments must be an integer >= 0"):
+        merge_config({"model": {"ladder_segments": 1.5}})
 
 
 def test_training_on_whole_windows_gives_the_same_weights_whatever_the_scoring_parts(data, tmp_path):
@@ -145,6 +147,38 @@ def test_training_on_whole_windows_gives_the_same_weights_whatever_the_scoring_p
     assert runs[1].keys() == runs[4].keys()
     for key in runs[1]:
         np.testing.assert_array_equal(runs[1][key], runs[4][key])
+
+
+def test_the_ladder_term_can_rank_time_parts_while_the_other_terms_see_whole_windows(data, tmp_path):
+    """`ladder_segments`: the ladder term ranks distances of K parts from the same backbone pass;
+    equal to `train_segments` it is the default (the same weights), otherwise it trains others."""
+    from safetensors.numpy import load_file
+
+    from deepaq.data.manifest import read_manifest, write_manifest
+
+    ladders = tmp_path / "ladders"
+    ladders.mkdir()
+    frame = read_manifest(data)
+    cutoffs = {"lowpass_1000": 0, "lowpass_3000": 1, "lowpass_6000": 2}  # worst to best
+    suffix = frame["item_id"].str.split("__").str[1]
+    frame["ladder"] = [("lowpass" if s in cutoffs else "") for s in suffix]
+    frame["ladder_step"] = [cutoffs.get(s, -1) for s in suffix]
+    write_manifest(frame.to_dict("records"), ladders)
+    (ladders / "audio").symlink_to(data / "audio")
+
+    def weights(name: str, ladder_segments: int) -> dict:
+        config = _config(ladders, max_steps=2, validate_at_start=False)
+        config["model"].update(segments=4, train_segments=1, ladder_segments=ladder_segments)
+        config["data"]["ladders_per_batch"] = 1
+        config["loss"]["ladder_weight"] = 1.0
+        train(config, tmp_path / name)
+        return load_file(str(tmp_path / name / "checkpoints" / "last" / "model.safetensors"))
+
+    default, same, parts = weights("default", 0), weights("same", 1), weights("parts", 4)
+    assert all(np.array_equal(default[k], same[k]) for k in default)
+    assert not all(np.array_equal(default[k], parts[k]) for k in default)
+    log = _rows(tmp_path / "parts" / "train_log.csv")
+    assert all(float(r["loss_ladder"]) > 0 for r in log)
 
 
 def test_resume_continues_exactly(data, tmp_path):

@@ -85,7 +85,8 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
                 bitrate_groups: torch.Tensor | None = None, clips: torch.Tensor | None = None,
                 is_clean: torch.Tensor | None = None, rank_weight: float = 0.0, rank_scale: float = 1.0,
                 ladders: torch.Tensor | None = None, ladder_steps: torch.Tensor | None = None,
-                ladder_weight: float = 0.0, distance_order: int = 2) -> tuple[torch.Tensor, dict[str, float]]:
+                ladder_weight: float = 0.0, distance_order: int = 2,
+                ladder_embeddings: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """The DeePAQ loss of a batch and its parts (for logging), see the module docstring.
 
     `teachers` maps a label name to `(labels [N] with NaN where missing, weight)`.
@@ -97,6 +98,8 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
     `ladder_weight` adds `ladder_weight * distance_rank_loss` by `ladder_steps` (NaN outside
     ladders) over pairs of the same ladder (`ladders`, int `[N]`). Both rank distances of norm
     `distance_order` (the model's pair score); Rank-N-Contrast keeps the paper's L2.
+    `ladder_embeddings` (default `embeddings`) are what the ladder term ranks: e.g. the same
+    items' embeddings of time parts where the other terms see whole windows.
     """
     n = embeddings.shape[0]
     total = embeddings.new_zeros(())
@@ -114,7 +117,7 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
             total = total + rank_weight * weight * rank
             parts[f"loss_rank_{name}"] = float(rank.detach())
     if ladder_weight and ladders is not None:
-        ladder = distance_rank_loss(embeddings, ladder_steps, clips, is_clean, rank_scale, pair_groups=ladders,
+        ladder = distance_rank_loss(embeddings if ladder_embeddings is None else ladder_embeddings, ladder_steps, clips, is_clean, rank_scale, pair_groups=ladders,
                                     order=distance_order)
         total = total + ladder_weight * ladder
         parts["loss_ladder"] = float(ladder.detach())

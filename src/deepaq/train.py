@@ -64,6 +64,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "distance": "l2",  # l2 | l1: the pair score's distance (deepaq.models.distance), stored with the model
         "segments": 1,  # time parts per window, each with its own embedding (deepaq.models.pooling)
         "train_segments": 0,  # the parts the training losses see; 0 = `segments` (validation and scoring use `segments`)
+        "ladder_segments": 0,  # the parts the ladder term sees, from the same backbone pass; 0 = `train_segments`
     },
     "data": {
         "root": "",  # a dataset folder, or a list of folders built from the same corpus (their clips are shared)
@@ -145,7 +146,7 @@ def merge_config(raw: dict, source: str = "<config>") -> dict[str, dict[str, Any
         raise ConfigError(f"{source}: [model] finetune must be lora, full or frozen")
     if config["model"]["distance"] not in DISTANCES:
         raise ConfigError(f"{source}: [model] distance must be one of {', '.join(DISTANCES)}")
-    for key, least in (("segments", 1), ("train_segments", 0)):
+    for key, least in (("segments", 1), ("train_segments", 0), ("ladder_segments", 0)):
         value = config["model"][key]
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             raise ConfigError(f"{source}: [model] {key} must be an integer >= {least}")
@@ -531,7 +532,9 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
         raise ConfigError(f"{config['data']['root']}: too few training clips for one batch of "
                           f"{config['data']['clips_per_batch']} clips per process")
     net, order = model, distance_order(model.info)
-    train_segments = config["model"]["train_segments"] or None  # None: the model's own parts
+    train_segments = config["model"]["train_segments"] or model.segments
+    ladder_segments = config["model"]["ladder_segments"] or train_segments
+    part_counts = (train_segments,) if ladder_segments == train_segments else (train_segments, ladder_segments)
     if dist.world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dist.device.index] if device == "cuda" else None)
     bf16 = t["precision"] == "bf16" or (t["precision"] == "auto" and dist.device.type == "cuda")
@@ -572,8 +575,8 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
             sync = state["batch_in_epoch"] % accum == 0 or state["batch_in_epoch"] == len(sampler)
             with nullcontext() if sync or dist.world_size == 1 else net.no_sync():  # accumulate locally
                 with autocast():
-                    emb = net(batch["waveform"].to(dist.device), batch["lengths"].to(dist.device),
-                              segments=train_segments)
+                    emb, *ladder_emb = net(batch["waveform"].to(dist.device), batch["lengths"].to(dist.device),
+                                           segments=part_counts)
                 teacher_labels = batch["teachers"].to(dist.device)
                 loss, parts = deepaq_loss(emb.float(), batch["visqol"].to(dist.device),
                                           batch["bitrate"].to(dist.device), loss_cfg["temperature"],
@@ -584,7 +587,8 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
                                           _codes(batch["clip_id"]).to(dist.device), batch["is_clean"].to(dist.device),
                                           loss_cfg["rank_weight"], loss_cfg["rank_scale"],
                                           _codes(batch["ladder"]).to(dist.device), batch["ladder_step"].to(dist.device),
-                                          loss_cfg["ladder_weight"], order)
+                                          loss_cfg["ladder_weight"], order,
+                                          ladder_emb[0].float() if ladder_emb else None)
                 (loss / accum).backward()
             if not sync:
                 continue

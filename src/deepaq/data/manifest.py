@@ -54,7 +54,7 @@ def write_manifest(rows: Iterable[dict[str, Any]], root: Path, *, csv: bool = Fa
 
     frame = pd.DataFrame(list(rows), columns=list(COLUMNS))
     frame = frame.sort_values("item_id", kind="stable").reset_index(drop=True)
-    frame["ladder"] = frame["ladder"].fillna("")  # rows of items outside ladders may leave them out
+    frame["ladder"] = frame["ladder"].astype(object).fillna("")  # rows of items outside ladders may leave them out
     frame["ladder_step"] = frame["ladder_step"].fillna(-1)
     frame = frame.astype(
         {"clip_start_s": "float64", "clip_end_s": "float64", "bitrate_kbps": "float64",

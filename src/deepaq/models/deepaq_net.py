@@ -92,32 +92,50 @@ class DeepaqNet(nn.Module):
                segments: int | None = None) -> torch.Tensor:
         """`[B, T]` -> `[B, segments, L * H]`: each hidden state averaged over each time part
         of its valid frames (`deepaq.models.pooling`; default: the model's own parts)."""
-        segments = segments or self.segments
-        states = self.backbone(waveform, lengths)  # [L, B, F, H]
-        total = states.shape[2]
-        frames = None if lengths is None else self.backbone.frame_lengths(lengths).clamp(1, total)
+        return self._pool(*self._states(waveform, lengths), segments or self.segments)
+
+    def _states(self, waveform: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The backbone's hidden states `[L, B, F, H]` and each item's valid frames (None: all)."""
+        states = self.backbone(waveform, lengths)
+        frames = None if lengths is None else self.backbone.frame_lengths(lengths).clamp(1, states.shape[2])
+        return states, frames
+
+    @staticmethod
+    def _pool(states: torch.Tensor, frames: torch.Tensor | None, segments: int) -> torch.Tensor:
+        batch, total = states.shape[1], states.shape[2]
         if segments == 1:  # the whole window, summed as before parts existed: trainings stay bit-reproducible
             if frames is None:
                 means = states.mean(dim=2)
             else:
                 mask = (torch.arange(total, device=states.device)[None, :] < frames[:, None]).to(states.dtype)
                 means = (states * mask[None, :, :, None]).sum(dim=2) / frames.to(states.dtype)[None, :, None]
-            return means.transpose(0, 1).reshape(waveform.shape[0], 1, -1)
-        valid = np.full(waveform.shape[0], total) if frames is None else frames.cpu().numpy()
+            return means.transpose(0, 1).reshape(batch, 1, -1)
+        valid = np.full(batch, total) if frames is None else frames.cpu().numpy()
         weights = torch.from_numpy(segment_weights(valid, total, segments)).to(states)
         means = torch.einsum("lbfh,bkf->bklh", states, weights)
-        return means.reshape(waveform.shape[0], segments, -1)
+        return means.reshape(batch, segments, -1)
 
     def embed(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None,
               segments: int | None = None) -> torch.Tensor:
         """Quality embeddings `[B, segments * embed_dim]` of mono waveforms `[B, T]` at
         `self.sample_rate`; `segments` overrides the model's time parts (training may use others)."""
+        return self.embed_parts(waveform, lengths, (segments or self.segments,))[0]
+
+    def embed_parts(self, waveform: torch.Tensor, lengths: torch.Tensor | None,
+                    segments: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
+        """`embed` at each part count of `segments`, from one pass of the backbone (training
+        losses that see whole windows and parts at once)."""
         if waveform.dim() != 2:
             raise ValueError(f"waveform must be [batch, samples], got shape {tuple(waveform.shape)}")
-        segments = segments or self.segments
-        return self.head(self.pooled(waveform, lengths, segments)).flatten(1) * part_scale(segments)
+        states, frames = self._states(waveform, lengths)
+        return tuple(self.head(self._pool(states, frames, k)).flatten(1) * part_scale(k) for k in segments)
 
-    forward = embed
+    def forward(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None,
+                segments: int | tuple[int, ...] | None = None) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """`embed`, or `embed_parts` where `segments` is a tuple (the one entry point DDP wraps)."""
+        if isinstance(segments, tuple):
+            return self.embed_parts(waveform, lengths, segments)
+        return self.embed(waveform, lengths, segments)
 
 
 def count_parameters(model: nn.Module) -> ParameterCount:
