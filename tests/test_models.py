@@ -85,7 +85,8 @@ def test_embedding_shape_and_lengths():
 def test_embeddings_at_several_part_counts_from_one_pass_equal_separate_passes():
     torch.manual_seed(0)
     model = DeepaqNet(tiny(), embed_dim=8).eval()
-    x, lengths = _audio(), torch.tensor([_audio().shape[1], _audio().shape[1] // 2])
+    x = _audio()
+    lengths = torch.tensor([x.shape[1], x.shape[1] // 2])
     with torch.no_grad():
         whole, parts = model(x, lengths, segments=(1, 4))
         torch.testing.assert_close(whole, model.embed(x, lengths, segments=1), rtol=0, atol=0)

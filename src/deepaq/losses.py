@@ -117,7 +117,8 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
             total = total + rank_weight * weight * rank
             parts[f"loss_rank_{name}"] = float(rank.detach())
     if ladder_weight and ladders is not None:
-        ladder = distance_rank_loss(embeddings if ladder_embeddings is None else ladder_embeddings, ladder_steps, clips, is_clean, rank_scale, pair_groups=ladders,
+        ranked = embeddings if ladder_embeddings is None else ladder_embeddings
+        ladder = distance_rank_loss(ranked, ladder_steps, clips, is_clean, rank_scale, pair_groups=ladders,
                                     order=distance_order)
         total = total + ladder_weight * ladder
         parts["loss_ladder"] = float(ladder.detach())
