@@ -534,6 +534,7 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
     net, order = model, distance_order(model.info)
     train_segments = config["model"]["train_segments"] or model.segments
     ladder_segments = config["model"]["ladder_segments"] or train_segments
+    # one head pass when the ladder term sees the same parts: the default trains bit for bit as before
     part_counts = (train_segments,) if ladder_segments == train_segments else (train_segments, ladder_segments)
     if dist.world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dist.device.index] if device == "cuda" else None)

@@ -102,6 +102,7 @@ class DeepaqNet(nn.Module):
 
     @staticmethod
     def _pool(states: torch.Tensor, frames: torch.Tensor | None, segments: int) -> torch.Tensor:
+        """Hidden states `[L, B, F, H]` -> `[B, segments, L * H]` (see `pooled`)."""
         batch, total = states.shape[1], states.shape[2]
         if segments == 1:  # the whole window, summed as before parts existed: trainings stay bit-reproducible
             if frames is None:
