@@ -227,3 +227,53 @@ def test_shipped_weights_are_what_the_shipped_config_trains():
     assert info.get("distance", "l2") == config["model"]["distance"]
     assert info["window_seconds"] == config["data"]["window_seconds"]
     assert info["training"] == {"loss": config["loss"], "optim": config["optim"]}
+
+
+REGIONS = {"n_bands": 40, "hidden": 24, "blocks": 3, "dilations": [1, 2], "downsample_after": [2],
+           "region_edges_hz": [2000, 8000]}
+
+
+def test_each_region_embeds_only_its_own_bands():
+    # region_edges_hz cuts the spectrum into regions whose channels (and embedding part) see
+    # only their own bands: changing the features above 8 kHz moves only the last third
+    torch.manual_seed(2)
+    net = DeepaqNet(build_backbone("compact", REGIONS), embed_dim=12, finetune="full").eval()
+    bb = net.backbone
+    assert bb.channel_groups == 3
+    edges = band_edges(2048, SR, 40, 1000.0)
+    top = np.array([(lo + hi - 1) / 2 * SR / 2048 >= 8000 for lo, hi in zip(edges[:-1], edges[1:])] * 2)
+    audio = torch.randn(2, SR // 2) * 0.1
+    features = bb.features(audio)
+    changed = features.clone()
+    changed[..., torch.from_numpy(top)] += torch.randn_like(changed[..., torch.from_numpy(top)])
+    original = bb.features.forward
+    embeddings = []
+    with torch.no_grad():
+        for f in (features, changed):
+            bb.features.forward = lambda waveform, f=f: f
+            embeddings.append(net.embed(audio))
+    bb.features.forward = original
+    moved = (embeddings[0] - embeddings[1]).abs().amax(0)
+    assert float(moved[:8].max()) == 0.0 and float(moved[8:].min()) > 0.0
+
+
+def test_region_weights_stay_block_diagonal_through_training():
+    torch.manual_seed(3)
+    net = DeepaqNet(build_backbone("compact", REGIONS), embed_dim=12, finetune="full")
+    optimiser = torch.optim.AdamW(net.parameters(), lr=1e-2, weight_decay=0.01)
+    for _ in range(3):
+        optimiser.zero_grad()
+        net.embed(torch.randn(2, SR // 4)).square().sum().backward()
+        optimiser.step()
+    masked = [m for m in net.modules() if hasattr(m, "mask")]
+    assert len(masked) == 1 + 2 * 3 + 1  # projection, up and down of each block, head
+    with torch.no_grad():
+        for m in masked:
+            assert float((m.weight * (1 - m.mask)).abs().max()) == 0.0 < float(m.weight.abs().max())
+
+
+@pytest.mark.parametrize("edges, problem", [([8000, 2000], "rise strictly"), ([30000], "rise strictly"),
+                                            ([10, 20], "at least one band"), ([1000, 2000, 4000, 8000], "equal")])
+def test_bad_regions_are_config_errors(edges, problem):
+    with pytest.raises(ConfigError, match=problem):
+        build_backbone("compact", {**REGIONS, "region_edges_hz": edges})

@@ -91,6 +91,19 @@ def test_envelope_features_equal_torch(tmp_path, music):
     compare(numpy_model, torch_model, batch, np.array([batch.shape[1], 30_000, 9_999]))
 
 
+def test_frequency_regions_equal_torch(tmp_path, music):
+    # channel groups (region_edges_hz): block-diagonal weights and a layer norm per group
+    torch.manual_seed(6)
+    config = {**OTHER_CONFIG, "region_edges_hz": [2000, 8000], "envelope_bands": 12, "envelope_fft": 160}
+    net = DeepaqNet(build_backbone("compact", config), embed_dim=33, finetune="full",
+                    info={"model_id": "regions", "version": "9", "window_seconds": 1.0, "segments": 2})
+    numpy_model, torch_model = both(save_model(net, tmp_path / "regions"))
+    assert numpy_model.backbone.channel_groups == torch_model.backbone.channel_groups == 3
+    compare(numpy_model, torch_model, windows_of(music, 48_000, 3))
+    batch = windows_of(music, 48_000 + 480 * 3 + 77, 3)
+    compare(numpy_model, torch_model, batch, np.array([batch.shape[1], 30_000, 9_999]))
+
+
 @pytest.mark.parametrize("finetune", ["full", "lora"])
 def test_random_model_of_another_config_equals_torch(tmp_path, music, finetune):
     numpy_model, torch_model = both(random_model(tmp_path / finetune, finetune))

@@ -17,6 +17,7 @@ Contract (every registered backbone is a `Backbone`):
     weights_source: str | None   where the base weights came from (local folder or HF id);
                                  None means a checkpoint must store them itself
     lora_target_modules: tuple[str, ...]   module names LoRA attaches to
+    channel_groups: int       G equal groups of hidden channels kept apart up to the embedding (1: none)
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class Backbone(nn.Module):
     hidden_size: int
     weights_source: str | None = None
     lora_target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+    channel_groups: int = 1  # > 1: hidden channels in groups the head keeps apart (deepaq.models.groups)
 
     def forward(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError

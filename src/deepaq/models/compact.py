@@ -29,6 +29,7 @@ transformer backbone returns its layers, so DeepaqNet pools them the same way.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -36,7 +37,8 @@ from torch.nn import functional as F
 from deepaq.models.backbones import Backbone, register_backbone
 # the settings and band layout are shared with the numpy implementation (no torch there)
 from deepaq.models.compact_numpy import (BAND_GROUP, band_average, band_edges, block_dilations, envelope_layout,
-                                        feature_count, full_config)
+                                        feature_count, full_config, region_count, weight_masks)
+from deepaq.models.deepaq_net import MaskedLinear
 
 
 class BandFeatures(nn.Module):
@@ -110,15 +112,36 @@ class EnvelopeFeatures(nn.Module):
         return level.reshape(waveform.shape[0], frames, self.count, -1).std(dim=2, correction=0) / 10.0
 
 
+class GroupLayerNorm(nn.LayerNorm):
+    """LayerNorm over each of `groups` equal channel groups on its own (one group: nn.LayerNorm)."""
+
+    def __init__(self, hidden: int, groups: int):
+        super().__init__(hidden)
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.groups == 1:
+            return super().forward(x)
+        y = F.layer_norm(x.unflatten(-1, (self.groups, -1)), (x.shape[-1] // self.groups,), eps=self.eps)
+        return y.flatten(-2) * self.weight + self.bias
+
+
+def linear(in_features: int, out_features: int, mask: np.ndarray | None) -> nn.Linear:
+    """nn.Linear, or a MaskedLinear where channel groups make the weight block-diagonal."""
+    return nn.Linear(in_features, out_features) if mask is None else MaskedLinear(in_features, out_features, mask)
+
+
 class Block(nn.Module):
     """Residual block over time: LayerNorm, depthwise dilated conv, pointwise MLP."""
 
-    def __init__(self, hidden: int, expansion: int, kernel: int, dilation: int):
+    def __init__(self, hidden: int, expansion: int, kernel: int, dilation: int, groups: int = 1,
+                 masks: dict[str, np.ndarray] | None = None):
         super().__init__()
-        self.norm = nn.LayerNorm(hidden)
+        masks = masks or {}
+        self.norm = GroupLayerNorm(hidden, groups)
         self.depthwise = nn.Conv1d(hidden, hidden, kernel, padding=dilation * (kernel // 2), dilation=dilation, groups=hidden)
-        self.up = nn.Linear(hidden, hidden * expansion)
-        self.down = nn.Linear(hidden * expansion, hidden)
+        self.up = linear(hidden, hidden * expansion, masks.get("up"))
+        self.down = linear(hidden * expansion, hidden, masks.get("down"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, frames, hidden]
         y = self.depthwise(self.norm(x).transpose(1, 2)).transpose(1, 2)
@@ -139,8 +162,13 @@ class CompactBackbone(Backbone):
         self.sample_rate = int(c["sample_rate"])
         self.features = BandFeatures(c["n_fft"], c["hop"], self.sample_rate, c["n_bands"], c["band_scale_hz"], c["floor_db"])
         self.envelope = EnvelopeFeatures(c) if c["envelope_bands"] else None
-        self.project = nn.Linear(feature_count(c), c["hidden"])
-        self.blocks = nn.ModuleList(Block(c["hidden"], c["expansion"], c["kernel"], d) for d in block_dilations(c))
+        self.channel_groups = region_count(c)
+        masks = weight_masks(c)
+        self.project = linear(feature_count(c), c["hidden"], masks.get("project.weight"))
+        self.blocks = nn.ModuleList(
+            Block(c["hidden"], c["expansion"], c["kernel"], d, self.channel_groups,
+                  {k: masks.get(f"blocks.{i}.{k}.weight") for k in ("up", "down")})
+            for i, d in enumerate(block_dilations(c)))
         self.downsample_after = set(c["downsample_after"])
         self.hidden_size = int(c["hidden"])
         self.num_hidden_states = 1 + int(c["blocks"])

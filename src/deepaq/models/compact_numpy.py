@@ -16,6 +16,8 @@ import math
 
 import numpy as np
 
+from deepaq.models.groups import block_mask, channel_group
+
 DEFAULTS = {
     "sample_rate": 48_000,
     "n_fft": 2048,
@@ -31,6 +33,7 @@ DEFAULTS = {
     "floor_db": -100.0,
     "envelope_bands": 0,  # > 0: also each band's temporal envelope inside the frame (see envelope_layout)
     "envelope_fft": 256,  # the short STFT of the envelope feature (hop: half of it)
+    "region_edges_hz": [],  # cuts between frequency regions, each with its own channels (deepaq.models.groups)
 }
 BAND_GROUP = 20  # bands per block of the averaging matrix
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default
@@ -80,6 +83,55 @@ def feature_count(config: dict) -> int:
     bands = len(band_edges(c["n_fft"], c["sample_rate"], c["n_bands"], c["band_scale_hz"])) - 1
     envelope = len(band_edges(c["envelope_fft"], c["sample_rate"], c["envelope_bands"], c["band_scale_hz"])) - 1
     return 2 * bands + (envelope if c["envelope_bands"] else 0)
+
+
+def region_count(config: dict) -> int:
+    """How many frequency regions (channel groups) the configuration asks for, checked."""
+    c = full_config(config)
+    cuts = [float(f) for f in c["region_edges_hz"]]
+    groups = len(cuts) + 1
+    problem = None
+    if any(not 0 < f < c["sample_rate"] / 2 for f in cuts) or cuts != sorted(set(cuts)):
+        problem = f"region_edges_hz {cuts} must rise strictly inside (0, {c['sample_rate'] / 2:g}) Hz"
+    elif c["hidden"] % groups or c["hidden"] * c["expansion"] % groups:
+        problem = f"hidden {c['hidden']} (and its expansion) must split into {groups} equal channel groups"
+    elif groups > 1 and len(set(feature_regions(c))) < groups:
+        problem = f"every region of region_edges_hz {cuts} needs at least one band"
+    if problem:
+        from deepaq.errors import ConfigError
+
+        raise ConfigError(f"compact backbone: {problem}")
+    return groups
+
+
+def feature_regions(config: dict) -> np.ndarray:
+    """The frequency region of each front-end feature (by its band's centre frequency)."""
+    c = full_config(config)
+
+    def centres(n_fft: int, n_bands: int) -> np.ndarray:
+        edges = np.array(band_edges(n_fft, c["sample_rate"], n_bands, c["band_scale_hz"]))
+        return (edges[:-1] + edges[1:] - 1) / 2 * c["sample_rate"] / n_fft
+
+    band = np.searchsorted(np.asarray(c["region_edges_hz"], float), centres(c["n_fft"], c["n_bands"]), side="right")
+    parts = [band, band]  # level and flatness of each band
+    if c["envelope_bands"]:
+        parts.append(np.searchsorted(np.asarray(c["region_edges_hz"], float),
+                                     centres(c["envelope_fft"], c["envelope_bands"]), side="right"))
+    return np.concatenate(parts)
+
+
+def weight_masks(config: dict) -> dict[str, np.ndarray]:
+    """Name -> 0/1 mask of each weight that channel groups make block-diagonal (none for one region)."""
+    c = full_config(config)
+    groups = region_count(c)
+    if groups == 1:
+        return {}
+    hidden, wide = channel_group(c["hidden"], groups), channel_group(c["hidden"] * c["expansion"], groups)
+    masks = {"project.weight": block_mask(hidden, feature_regions(c))}
+    for i in range(c["blocks"]):
+        masks[f"blocks.{i}.up.weight"] = block_mask(wide, hidden)
+        masks[f"blocks.{i}.down.weight"] = block_mask(hidden, wide)
+    return masks
 
 
 def block_dilations(config: dict) -> list[int]:
@@ -156,7 +208,10 @@ class CompactNumpy:
             average = band_average(band_edges(n, self.sample_rate, c["envelope_bands"], c["band_scale_hz"]))
             w = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
             self.envelope = (n, *envelope_layout(c), (w * (2.0 / w.sum())).astype(np.float32), average)
+        self.channel_groups = region_count(c)
         self.w = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}
+        for name, mask in weight_masks(c).items():  # as the torch model computes them
+            self.w[name] = self.w[name] * mask
         # Linear layers as x @ W.T: keep the transposes
         self.t = {k: np.ascontiguousarray(v.T) for k, v in self.w.items()
                   if k.endswith(".weight") and v.ndim == 2}
@@ -202,10 +257,12 @@ class CompactNumpy:
 
     def _block(self, x: np.ndarray, i: int, dilation: int) -> np.ndarray:
         p = f"blocks.{i}"
-        mean = x.mean(-1, keepdims=True)
-        centred = x - mean
+        # layer norm over each channel group's channels (one group: over all of them)
+        g = x.reshape(*x.shape[:-1], self.channel_groups, -1)
+        centred = g - g.mean(-1, keepdims=True)
         var = np.square(centred).mean(-1, keepdims=True)
-        y = centred / np.sqrt(var + np.float32(LAYER_NORM_EPS)) * self.w[f"{p}.norm.weight"] + self.w[f"{p}.norm.bias"]
+        y = (centred / np.sqrt(var + np.float32(LAYER_NORM_EPS))).reshape(x.shape)
+        y = y * self.w[f"{p}.norm.weight"] + self.w[f"{p}.norm.bias"]
         # depthwise dilated conv over time, zero padded to keep the frame count
         half = dilation * (self.kernel // 2)
         yp = np.pad(y, ((0, 0), (half, half), (0, 0)))

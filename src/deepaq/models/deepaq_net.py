@@ -22,6 +22,7 @@ from torch import nn
 
 from deepaq.errors import ConfigError
 from deepaq.models.backbones import Backbone
+from deepaq.models.groups import head_mask
 from deepaq.models.pooling import part_scale, segment_count, segment_weights
 
 FINETUNE_MODES = ("lora", "full", "frozen")
@@ -36,6 +37,24 @@ class ParameterCount(NamedTuple):
     def share(self) -> float:
         """Trainable fraction of all parameters (0.0293 for the paper's set-up)."""
         return self.trainable / self.total if self.total else 0.0
+
+
+class MaskedLinear(nn.Linear):
+    """nn.Linear whose weight is held at zero outside a fixed 0/1 mask (`deepaq.models.groups`).
+
+    The masked entries start at zero and get no gradient, so the stored weight is the one
+    used; the kept entries start at nn.Linear's scale for their own (smaller) fan-in.
+    """
+
+    def __init__(self, in_features: int, out_features: int, mask: np.ndarray):
+        super().__init__(in_features, out_features)
+        self.register_buffer("mask", torch.from_numpy(np.asarray(mask, np.float32)), persistent=False)
+        fan_in = self.mask.sum(1, keepdim=True).clamp(min=1)
+        with torch.no_grad():
+            self.weight.mul_(self.mask * (in_features / fan_in).sqrt())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, self.weight * self.mask, self.bias)
 
 
 class DeepaqNet(nn.Module):
@@ -61,8 +80,19 @@ class DeepaqNet(nn.Module):
             self.lora["target_modules"] = list(backbone.lora_target_modules)
         self.info = dict(info or {})
         self.segments = segment_count(self.info)
-        self.head = nn.Sequential(nn.ReLU(), nn.Linear(backbone.num_hidden_states * backbone.hidden_size, embed_dim))
+        self.head = nn.Sequential(nn.ReLU(), self._head_linear(embed_dim))
         self._apply_finetune()
+
+    def _head_linear(self, embed_dim: int) -> nn.Linear:
+        """The head's Linear: block-diagonal where the backbone has channel groups."""
+        inputs, groups = self.backbone.num_hidden_states * self.backbone.hidden_size, self.backbone.channel_groups
+        if groups == 1:
+            return nn.Linear(inputs, embed_dim)
+        if embed_dim % groups or self.finetune == "lora":
+            raise ConfigError(f"a backbone with {groups} channel groups needs embed_dim divisible by {groups} "
+                              f"(got {embed_dim}) and no LoRA (got finetune {self.finetune!r})")
+        return MaskedLinear(inputs, embed_dim, head_mask(embed_dim, self.backbone.num_hidden_states,
+                                                         self.backbone.hidden_size, groups))
 
     def _apply_finetune(self) -> None:
         if self.finetune == "full":

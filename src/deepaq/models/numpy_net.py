@@ -25,6 +25,7 @@ import numpy as np
 
 from deepaq.errors import DeepaqError, ModelError
 from deepaq.models.checkpoint import model_info, read_model_config, read_tensors, resolve_model_folder
+from deepaq.models.groups import head_mask
 from deepaq.models.pooling import part_scale, segment_count, segment_weights
 
 # backbone name -> "module:class" of its numpy implementation: the class is built as
@@ -47,7 +48,12 @@ class NumpyDeepaqNet:
 
     def __init__(self, backbone, head_weight: np.ndarray, head_bias: np.ndarray, info: dict | None = None):
         self.backbone = backbone
-        self.head_t = np.ascontiguousarray(np.asarray(head_weight, np.float32).T)
+        head_weight = np.asarray(head_weight, np.float32)
+        groups = getattr(backbone, "channel_groups", 1)
+        if groups > 1:  # the head's block-diagonal mask, as the torch model applies it
+            head_weight = head_weight * head_mask(len(head_weight), backbone.num_hidden_states,
+                                                  backbone.hidden_size, groups)
+        self.head_t = np.ascontiguousarray(head_weight.T)
         self.head_bias = np.asarray(head_bias, np.float32)
         self.embed_dim = int(self.head_bias.shape[0])
         self.info = dict(info or {})
