@@ -25,6 +25,12 @@ blocks over time (LayerNorm, depthwise conv with growing dilation, pointwise MLP
 the frame rate after the blocks listed in `downsample_after`. Hidden states returned: the
 projection's output and every block's output (1 + blocks states, each `hidden` wide), as a
 transformer backbone returns its layers, so DeepaqNet pools them the same way.
+
+With `region_edges_hz = [f1, ...]`, the spectrum is cut into regions at those frequencies
+and the hidden channels into as many equal groups: group g is projected from region g's
+features only, normalised on its own, and its pointwise MLPs and head rows stay inside the
+group (block-diagonal weights, `deepaq.models.groups`), so the squared pair distance is the
+sum of the regions' squared distances.
 """
 
 from __future__ import annotations
