@@ -108,15 +108,15 @@ def feature_regions(config: dict) -> np.ndarray:
     """The frequency region of each front-end feature (by its band's centre frequency)."""
     c = full_config(config)
 
-    def centres(n_fft: int, n_bands: int) -> np.ndarray:
+    def regions(n_fft: int, n_bands: int) -> np.ndarray:
         edges = np.array(band_edges(n_fft, c["sample_rate"], n_bands, c["band_scale_hz"]))
-        return (edges[:-1] + edges[1:] - 1) / 2 * c["sample_rate"] / n_fft
+        centres = (edges[:-1] + edges[1:] - 1) / 2 * c["sample_rate"] / n_fft
+        return np.searchsorted(np.asarray(c["region_edges_hz"], float), centres, side="right")
 
-    band = np.searchsorted(np.asarray(c["region_edges_hz"], float), centres(c["n_fft"], c["n_bands"]), side="right")
+    band = regions(c["n_fft"], c["n_bands"])
     parts = [band, band]  # level and flatness of each band
     if c["envelope_bands"]:
-        parts.append(np.searchsorted(np.asarray(c["region_edges_hz"], float),
-                                     centres(c["envelope_fft"], c["envelope_bands"]), side="right"))
+        parts.append(regions(c["envelope_fft"], c["envelope_bands"]))
     return np.concatenate(parts)
 
 
