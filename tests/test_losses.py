@@ -165,12 +165,13 @@ def test_deepaq_loss_adds_the_rank_term_per_teacher():
 
 
 def test_distance_rank_loss_ranks_the_models_distance():
-    """order=1 ranks L1 distances: item 1 is nearer its clean item than item 2 in L2, farther in L1."""
+    """An L1 distance ranks L1 distances: item 1 is nearer its clean item than item 2 in L2, farther in L1."""
     from deepaq.losses import distance_rank_loss
+    from deepaq.models.distance import PairDistance
 
     groups, is_clean = torch.tensor([0, 0, 0]), torch.tensor([True, False, False])
     e = torch.tensor([[0.0, 0.0], [1.0, 1.0], [1.6, 0.0]])  # L2 1.41 vs 1.6; L1 2.0 vs 1.6
     item1_better, item2_better = torch.tensor([100.0, 80.0, 20.0]), torch.tensor([100.0, 20.0, 80.0])
     l2 = [distance_rank_loss(e, y, groups, is_clean) for y in (item1_better, item2_better)]
-    l1 = [distance_rank_loss(e, y, groups, is_clean, order=1) for y in (item1_better, item2_better)]
+    l1 = [distance_rank_loss(e, y, groups, is_clean, distance=PairDistance("l1")) for y in (item1_better, item2_better)]
     assert l2[0] < l2[1] and l1[0] > l1[1]

@@ -104,6 +104,35 @@ def test_frequency_regions_equal_torch(tmp_path, music):
     compare(numpy_model, torch_model, batch, np.array([batch.shape[1], 30_000, 9_999]))
 
 
+def test_region_distance_sums_the_regions_and_equals_torch(tmp_path, visqol_testdata):
+    """distance "regions": each region's L2 over all time parts, summed; same on both backends."""
+    torch.manual_seed(7)
+    config = {**OTHER_CONFIG, "region_edges_hz": [2000, 8000]}
+    net = DeepaqNet(build_backbone("compact", config), embed_dim=33, finetune="full",
+                    info={"model_id": "regions", "version": "9", "window_seconds": 1.0, "segments": 2,
+                          "distance": "regions"})
+    folder = save_model(net, tmp_path / "regions")
+    fast, slow = Scorer(folder, backend="numpy", cache_dir=False), Scorer(folder, backend="torch", cache_dir=False)
+    d = fast.distance
+    assert (d.name, d.groups, d.group_dim) == ("regions", 3, 11)
+    a, b = np.random.default_rng(0).normal(size=(2, 5, 2 * 33))
+    by_hand = sum(np.sqrt(np.square((a - b).reshape(5, 2, 3, 11)[:, :, g]).sum((1, 2))) for g in range(3))
+    np.testing.assert_allclose(d(a - b, np.linalg.norm), by_hand, rtol=1e-12)
+    assert not np.allclose(by_hand, np.linalg.norm(a - b, axis=-1))  # not plain L2
+    np.testing.assert_allclose(d.between(a, b), [[float(d(x - y, np.linalg.norm)) for y in b] for x in a], rtol=1e-12)
+    np.testing.assert_allclose(d(torch.from_numpy(a - b), torch.linalg.vector_norm).numpy(), by_hand, rtol=1e-12)
+    ref, deg = visqol_testdata / "guitar48_stereo.wav", visqol_testdata / "guitar48_stereo_64kbps_aac.wav"
+    x, y = fast.score(reference=ref, degraded=deg), slow.score(reference=ref, degraded=deg)
+    assert abs(x.distance - y.distance) <= RTOL * abs(y.distance)
+
+
+def test_region_distance_needs_regions(tmp_path):
+    net = DeepaqNet(build_backbone("compact", OTHER_CONFIG), embed_dim=16, finetune="full",
+                    info={"model_id": "m", "version": "1", "window_seconds": 1.0, "distance": "regions"})
+    with pytest.raises(ModelError, match="needs a backbone with frequency regions"):
+        Scorer(save_model(net, tmp_path / "m"), backend="numpy", cache_dir=False)
+
+
 @pytest.mark.parametrize("finetune", ["full", "lora"])
 def test_random_model_of_another_config_equals_torch(tmp_path, music, finetune):
     numpy_model, torch_model = both(random_model(tmp_path / finetune, finetune))

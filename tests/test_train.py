@@ -103,9 +103,11 @@ def test_an_l1_model_validates_and_scores_with_l1(data, tmp_path):
     row = next(r for r in records if r["codec"] != "clean")
     clean = next(r for r in records if r["codec"] == "clean" and r["clip_id"] == row["clip_id"])
     assert row["distance"] == pytest.approx(float((row["embedding"] - clean["embedding"]).abs().sum()), rel=1e-5)
-    assert Scorer(folder, cache_dir=False).distance_order == 1
-    with pytest.raises(ConfigError, match="distance must be one of l2, l1"):
+    assert Scorer(folder, cache_dir=False).distance.name == "l1"
+    with pytest.raises(ConfigError, match="distance must be one of l2, l1, regions"):
         merge_config({"model": {"distance": "cosine"}})
+    with pytest.raises(ConfigError, match="needs backbone_config region_edges_hz"):
+        merge_config({"model": {"distance": "regions"}})
 
 
 def test_a_model_with_time_parts_trains_and_scores_part_by_part(data, tmp_path):

@@ -42,6 +42,8 @@ from __future__ import annotations
 
 import torch
 
+from deepaq.models.distance import PairDistance
+
 DEFAULT_TEMPERATURE = 2.0
 
 
@@ -85,7 +87,7 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
                 bitrate_groups: torch.Tensor | None = None, clips: torch.Tensor | None = None,
                 is_clean: torch.Tensor | None = None, rank_weight: float = 0.0, rank_scale: float = 1.0,
                 ladders: torch.Tensor | None = None, ladder_steps: torch.Tensor | None = None,
-                ladder_weight: float = 0.0, distance_order: int = 2,
+                ladder_weight: float = 0.0, distance: PairDistance = PairDistance(),
                 ladder_embeddings: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """The DeePAQ loss of a batch and its parts (for logging), see the module docstring.
 
@@ -96,8 +98,8 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
     `rank_weight` adds, for each teacher, `rank_weight * w_t * distance_rank_loss` over the
     batch's `clips` (int `[N]`) and their clean items (`is_clean`).
     `ladder_weight` adds `ladder_weight * distance_rank_loss` by `ladder_steps` (NaN outside
-    ladders) over pairs of the same ladder (`ladders`, int `[N]`). Both rank distances of norm
-    `distance_order` (the model's pair score); Rank-N-Contrast keeps the paper's L2.
+    ladders) over pairs of the same ladder (`ladders`, int `[N]`). Both rank the model's pair
+    `distance` (`deepaq.models.distance`); Rank-N-Contrast keeps the paper's L2.
     `ladder_embeddings` (default `embeddings`) are what the ladder term ranks: e.g. the same
     items' embeddings of time parts where the other terms see whole windows.
     """
@@ -113,13 +115,13 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
         parts[f"loss_{name}"] = float(terms.sum().detach()) / n
     for name, (labels, weight) in (teachers or {}).items():
         if rank_weight and weight:
-            rank = distance_rank_loss(embeddings, labels, clips, is_clean, rank_scale, order=distance_order)
+            rank = distance_rank_loss(embeddings, labels, clips, is_clean, rank_scale, distance=distance)
             total = total + rank_weight * weight * rank
             parts[f"loss_rank_{name}"] = float(rank.detach())
     if ladder_weight and ladders is not None:
         ranked = embeddings if ladder_embeddings is None else ladder_embeddings
         ladder = distance_rank_loss(ranked, ladder_steps, clips, is_clean, rank_scale, pair_groups=ladders,
-                                    order=distance_order)
+                                    distance=distance)
         total = total + ladder_weight * ladder
         parts["loss_ladder"] = float(ladder.detach())
     if bitrate_weight:
@@ -138,13 +140,14 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
 
 
 def distance_rank_loss(embeddings: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor, is_clean: torch.Tensor,
-                       scale: float = 1.0, pair_groups: torch.Tensor | None = None, order: int = 2) -> torch.Tensor:
+                       scale: float = 1.0, pair_groups: torch.Tensor | None = None,
+                       distance: PairDistance = PairDistance()) -> torch.Tensor:
     """Pairwise ranking of distances to each item's own clean item by `labels` (higher = better).
 
     `groups` (int `[N]`) names each item's clip; `is_clean` marks the clean item of each
     group (the groups of a batch each hold one). Items with a NaN label, and groups without
     a clean item, take no part. With `pair_groups` (int `[N]`), only pairs in the same
-    pair group are ranked. `order` is the distance's norm (2: L2, 1: L1; deepaq.models.distance).
+    pair group are ranked. `distance` is the model's pair distance (deepaq.models.distance).
     Returns 0 when no pair is ordered.
     """
     clean_of = {int(g): i for i, (g, c) in enumerate(zip(groups.tolist(), is_clean.tolist())) if c}
@@ -153,7 +156,7 @@ def distance_rank_loss(embeddings: torch.Tensor, labels: torch.Tensor, groups: t
         return embeddings.new_zeros(())
     idx = torch.tensor(keep, device=embeddings.device)
     clean_idx = torch.tensor([clean_of[int(groups[i])] for i in keep], device=embeddings.device)
-    d = torch.linalg.vector_norm(embeddings[idx] - embeddings[clean_idx], ord=order, dim=-1)
+    d = distance(embeddings[idx] - embeddings[clean_idx], torch.linalg.vector_norm)
     y = labels[idx]
     better = y[:, None] > y[None, :]  # [i, j]: i should be nearer its clean item than j
     if pair_groups is not None:

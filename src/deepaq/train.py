@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from deepaq.errors import ConfigError
-from deepaq.models.distance import DISTANCES, distance_order
+from deepaq.models.distance import DISTANCES, model_distance
 
 try:
     import tomllib
@@ -146,6 +146,8 @@ def merge_config(raw: dict, source: str = "<config>") -> dict[str, dict[str, Any
         raise ConfigError(f"{source}: [model] finetune must be lora, full or frozen")
     if config["model"]["distance"] not in DISTANCES:
         raise ConfigError(f"{source}: [model] distance must be one of {', '.join(DISTANCES)}")
+    if config["model"]["distance"] == "regions" and not config["model"]["backbone_config"].get("region_edges_hz"):
+        raise ConfigError(f"{source}: [model] distance \"regions\" needs backbone_config region_edges_hz")
     for key, least in (("segments", 1), ("train_segments", 0), ("ladder_segments", 0)):
         value = config["model"][key]
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
@@ -387,8 +389,8 @@ def validate(model, loader, device: torch.device, autocast, teachers: tuple[str,
                           **{t: float(batch["teachers"][i, k]) for k, t in enumerate(teachers)},
                           "embedding": emb[i]})
     clean = {r["clip_id"]: r["embedding"] for r in items if r["codec"] == "clean"}
-    order = distance_order(model.info)
-    records = [{**r, "distance": float(torch.linalg.vector_norm(r["embedding"] - clean[r["clip_id"]], ord=order))}
+    distance = model_distance(model)
+    records = [{**r, "distance": float(distance(r["embedding"] - clean[r["clip_id"]], torch.linalg.vector_norm))}
                for r in items if r["clip_id"] in clean]
     model.train()
     return validation_metrics(records, teachers), records
@@ -531,7 +533,7 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
     if len(sampler) == 0:
         raise ConfigError(f"{config['data']['root']}: too few training clips for one batch of "
                           f"{config['data']['clips_per_batch']} clips per process")
-    net, order = model, distance_order(model.info)
+    net, distance = model, model_distance(model)
     train_segments = config["model"]["train_segments"] or model.segments
     ladder_segments = config["model"]["ladder_segments"] or train_segments
     # one head pass when the ladder term sees the same parts: the default trains bit for bit as before
@@ -588,7 +590,7 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
                                           _codes(batch["clip_id"]).to(dist.device), batch["is_clean"].to(dist.device),
                                           loss_cfg["rank_weight"], loss_cfg["rank_scale"],
                                           _codes(batch["ladder"]).to(dist.device), batch["ladder_step"].to(dist.device),
-                                          loss_cfg["ladder_weight"], order,
+                                          loss_cfg["ladder_weight"], distance,
                                           ladder_emb[0].float() if ladder_emb else None)
                 (loss / accum).backward()
             if not sync:

@@ -34,7 +34,7 @@ from deepaq.audio import AudioSource
 from deepaq.cache import EmbeddingCache, default_cache_dir, window_key
 from deepaq.errors import AudioError, ConfigError, DeepaqError
 from deepaq.mapping import Mapping
-from deepaq.models.distance import distance_order
+from deepaq.models.distance import model_distance
 from deepaq.scoring.bank import EmbeddingBank
 from deepaq.scoring.results import FULL_REFERENCE, NMR, Embedding, ScoreResult, WindowScore
 from deepaq.scoring.sources import STREAM_ABOVE_S, aligned_chunks, audio_chunks, source_name
@@ -100,7 +100,7 @@ class Scorer:
         info = self.model.info
         self.model_id = str(info.get("model_id") or "deepaq")
         self.model_version = str(info.get("version") or "0")
-        self.distance_order = distance_order(info)  # L2 or L1 between embeddings
+        self.distance = model_distance(self.model)  # L2, L1 or over regions, between embeddings
         self.sample_rate = int(self.model.sample_rate)
         window_s = float(info.get("window_seconds") or DEFAULT_WINDOW_S)
         if overlap is None:
@@ -293,15 +293,13 @@ class Scorer:
             for batch in windower.batches(chunks, per_batch):
                 e = self._embed_batch(batch)
                 c = e.shape[1] // 2
-                per_window.append(np.linalg.norm(e[:, :c] - e[:, c:], ord=self.distance_order, axis=2).mean(axis=1))
+                per_window.append(self.distance(e[:, :c] - e[:, c:], np.linalg.norm).mean(axis=1))
         else:
-            from scipy.spatial.distance import cdist
-
             owner = bank.owner_weights
             for batch in windower.batches(chunks, per_batch):
                 e = self._embed_batch(batch)
                 b, c, d = e.shape
-                dist = cdist(e.reshape(b * c, d), bank.window_embeddings, "minkowski", p=self.distance_order) @ owner
+                dist = self.distance.between(e.reshape(b * c, d), bank.window_embeddings) @ owner
                 per_window.append(dist.reshape(b, c, -1).mean(axis=1))
         values = np.concatenate(per_window)  # [W] (FR) or [W, F] (NMR)
         weights = windower.weights()
