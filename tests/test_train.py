@@ -83,17 +83,23 @@ def test_training_learns_and_checkpoints_reproduce(data, tmp_path):
     assert min(r["visqol"] for r in records) - 0.5 < mapping(distances[-1]) < mapping(distances[0]) < 5.5
 
 
-def test_an_l1_model_validates_and_scores_with_l1(data, tmp_path):
-    """`[model] distance = "l1"` reaches the checkpoint; validation and Scorer measure the same L1 distance."""
+def test_an_l1_model_validates_and_scores_with_l1(data, tmp_path, monkeypatch):
+    """`[model] distance = "l1"` reaches the checkpoint; validation and Scorer measure the same L1
+    distance, while the ranking terms rank `[loss] distance` (here L2)."""
     from torch.utils.data import DataLoader
 
+    import deepaq.losses
     from deepaq.data.dataset import ManifestDataset, collate
     from deepaq.models import load_model
     from deepaq.scoring import Scorer
 
+    ranked, loss = [], deepaq.losses.deepaq_loss
+    monkeypatch.setattr(deepaq.losses, "deepaq_loss", lambda *a, **k: ranked.append(a[15].name) or loss(*a, **k))
     config = _config(data, max_steps=2)
     config["model"]["distance"] = "l1"
+    config["loss"]["distance"] = "l2"
     train(config, tmp_path / "run")
+    assert ranked and set(ranked) == {"l2"}
     folder = tmp_path / "run" / "checkpoints" / "last"
     model = load_model(folder)
     assert model.info["distance"] == "l1"
@@ -106,8 +112,12 @@ def test_an_l1_model_validates_and_scores_with_l1(data, tmp_path):
     assert Scorer(folder, cache_dir=False).distance.name == "l1"
     with pytest.raises(ConfigError, match="distance must be one of l2, l1, regions"):
         merge_config({"model": {"distance": "cosine"}})
-    with pytest.raises(ConfigError, match="needs backbone_config region_edges_hz"):
+    with pytest.raises(ConfigError, match=r"\[model\] distance \"regions\" needs backbone_config region_edges_hz"):
         merge_config({"model": {"distance": "regions"}})
+    with pytest.raises(ConfigError, match=r"\[loss\] distance \"regions\" needs"):
+        merge_config({"loss": {"distance": "regions"}})
+    with pytest.raises(ConfigError, match="loss.*distance must be empty or one of"):
+        merge_config({"loss": {"distance": "cosine"}})
 
 
 def test_a_model_with_time_parts_trains_and_scores_part_by_part(data, tmp_path):

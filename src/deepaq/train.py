@@ -89,6 +89,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "rank_weight": 0.0,
         "rank_scale": 1.0,
         "ladder_weight": 0.0,  # the same ranking within each ladder by its known order (deepaq.degradations.ladders)
+        "distance": "",  # the distance the two ranking terms rank ("": the model's pair distance)
     },
     "optim": {
         "lr": 1e-4,
@@ -146,8 +147,11 @@ def merge_config(raw: dict, source: str = "<config>") -> dict[str, dict[str, Any
         raise ConfigError(f"{source}: [model] finetune must be lora, full or frozen")
     if config["model"]["distance"] not in DISTANCES:
         raise ConfigError(f"{source}: [model] distance must be one of {', '.join(DISTANCES)}")
-    if config["model"]["distance"] == "regions" and not config["model"]["backbone_config"].get("region_edges_hz"):
-        raise ConfigError(f"{source}: [model] distance \"regions\" needs backbone_config region_edges_hz")
+    if config["loss"]["distance"] not in ("", *DISTANCES):
+        raise ConfigError(f"{source}: [loss] distance must be empty or one of {', '.join(DISTANCES)}")
+    for section in ("model", "loss"):
+        if config[section]["distance"] == "regions" and not config["model"]["backbone_config"].get("region_edges_hz"):
+            raise ConfigError(f"{source}: [{section}] distance \"regions\" needs backbone_config region_edges_hz")
     for key, least in (("segments", 1), ("train_segments", 0), ("ladder_segments", 0)):
         value = config["model"][key]
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
@@ -533,7 +537,7 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
     if len(sampler) == 0:
         raise ConfigError(f"{config['data']['root']}: too few training clips for one batch of "
                           f"{config['data']['clips_per_batch']} clips per process")
-    net, distance = model, model_distance(model)
+    net, distance = model, model_distance(model, config["loss"]["distance"])
     train_segments = config["model"]["train_segments"] or model.segments
     ladder_segments = config["model"]["ladder_segments"] or train_segments
     # one head pass when the ladder term sees the same parts: the default trains bit for bit as before

@@ -55,9 +55,10 @@ class PairDistance:
                    for g in range(self.groups))
 
 
-def model_distance(model: Any) -> PairDistance:
-    """The pair distance of a model (torch `DeepaqNet` or `NumpyDeepaqNet`) from its `info`."""
-    name = model.info.get("distance", "l2")
+def model_distance(model: Any, name: str | None = None) -> PairDistance:
+    """The pair distance `name` (default: the model's own, `info["distance"]`) for a model
+    (torch `DeepaqNet` or `NumpyDeepaqNet`), laid out on its embedding."""
+    name = name or model.info.get("distance", "l2")
     if name not in DISTANCES:
         raise ModelError(f"model distance {name!r} is not one of {', '.join(DISTANCES)}")
     if name != "regions":
