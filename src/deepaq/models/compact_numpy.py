@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import scipy.fft
 
 from deepaq.models.groups import block_mask, channel_group
 
@@ -223,7 +224,7 @@ class CompactNumpy:
             raise ValueError(f"band features need more than {pad} samples per signal, got {waveform.shape[-1]}")
         padded = np.pad(np.asarray(waveform, np.float32), ((0, 0), (pad, pad)), mode="reflect")
         frames = np.lib.stride_tricks.sliding_window_view(padded, self.n_fft, axis=1)[:, ::self.hop]
-        spec = np.fft.rfft(frames * self.window, axis=-1)
+        spec = scipy.fft.rfft(frames * self.window, axis=-1)  # float32 throughout, several times numpy.fft's speed here
         power = np.square(spec.real)
         power += np.square(spec.imag)
         power += np.float32(10 ** (self.floor_db / 10))
@@ -242,7 +243,7 @@ class CompactNumpy:
         right = max(0, (frames * count - 1) * short + n - left - waveform.shape[-1])
         padded = np.pad(waveform, ((0, 0), (left, right)), mode="reflect")
         shorts = np.lib.stride_tricks.sliding_window_view(padded, n, axis=1)[:, ::short][:, :frames * count]
-        spec = np.fft.rfft(shorts * window, axis=-1)
+        spec = scipy.fft.rfft(shorts * window, axis=-1)
         power = (np.square(spec.real) + np.square(spec.imag) + np.float32(10 ** (self.floor_db / 10))).astype(np.float32)
         level = 10 * np.log10(power @ average)
         return level.reshape(len(waveform), frames, count, -1).std(axis=2) / np.float32(10.0)
