@@ -6,8 +6,8 @@ quadrature, so a small in-band noise on top of a large band limit barely moves t
 "regions" (for a backbone with frequency regions, `deepaq.models.groups`) is the sum of the
 regions' L2 distances: inside a region damages add in quadrature as with L2, across regions
 they add up, so noise below 7 kHz counts in full beside a missing top octave.
-Rank-N-Contrast keeps the paper's L2 similarity either way; the distance-ranking terms, the
-validation and scoring use this one. No torch here: the numpy scoring path imports it.
+Rank-N-Contrast keeps the paper's L2 similarity either way; validation and scoring use this
+one, the distance-ranking terms too unless `[loss] distance` names another. No torch here: the numpy scoring path imports it.
 """
 
 from __future__ import annotations
