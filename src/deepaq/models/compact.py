@@ -29,8 +29,8 @@ transformer backbone returns its layers, so DeepaqNet pools them the same way.
 With `region_edges_hz = [f1, ...]`, the spectrum is cut into regions at those frequencies
 and the hidden channels into as many equal groups: group g is projected from region g's
 features only, normalised on its own, and its pointwise MLPs and head rows stay inside the
-group (block-diagonal weights, `deepaq.models.groups`), so the squared pair distance is the
-sum of the regions' squared distances.
+group (block-diagonal weights, `deepaq.models.groups`), so each region has its own part of
+the embedding (the "regions" pair distance sums the parts' distances).
 """
 
 from __future__ import annotations

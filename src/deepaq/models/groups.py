@@ -3,10 +3,11 @@
 A backbone with `channel_groups = G > 1` splits its `H` hidden channels into G equal groups,
 each computed from its own frequency region only (`deepaq.models.compact`, setting
 `region_edges_hz`); the head then maps group g of every pooled hidden state to group g of
-the embedding only. The squared L2 distance of two embeddings is then the sum of the
-regions' squared distances: damage in one region (noise below 7 kHz) adds to damage in
-another (a missing top octave) instead of being blended with it into one vector, where the
-two can partly cancel. A weight is kept at zero outside its blocks by a fixed 0/1 mask.
+the embedding only, so each region has its own part of the embedding and its own distance:
+damage in one region (noise below 7 kHz) is not blended with damage in another (a missing
+top octave) into one vector, where the two can partly cancel. The squared L2 distance is the
+sum of the regions' squared distances; the "regions" distance (`deepaq.models.distance`)
+sums the distances themselves. A weight is kept at zero outside its blocks by a fixed 0/1 mask.
 No torch here: the numpy scoring path imports it.
 """
 
