@@ -89,7 +89,7 @@ def test_single_pair_to_stdout_with_windows_and_plot(model_dir, visqol_testdata,
     assert main(["score", str(ref), str(deg), "--model", str(model_dir)]) == 0
     captured = capsys.readouterr()
     text = dict(line.split(None, 1) for line in captured.out.splitlines())
-    assert list(text) == ["degraded", "reference", "distance", "delay", "audio", "model"]
+    assert list(text) == ["degraded", "reference", "distance", "delay", "level", "audio", "model"]
     assert text["degraded"] == str(deg) and text["model"] == "tiny-cli 1"
     assert float(text["distance"].split()[0]) == pytest.approx(float(row["distance"]), abs=1e-4)
     assert text["delay"].startswith(f"{1000 * float(row['delay_s']):+.1f} ms") and captured.err == ""

@@ -294,7 +294,7 @@ def test_l1_models_score_the_l1_distance_in_both_modes(model_dir, tmp_path, visq
     l1_dir = save_tiny_model(tmp_path / "l1", distance="l1")
     ref, sr = excerpt(visqol_testdata / "guitar48_stereo.wav", 1.0, start_s=2.0)
     deg = (0.7 * ref + 0.01 * np.random.default_rng(0).standard_normal(ref.shape)).astype(np.float32)  # no delay
-    l2, l1 = Scorer(model_dir, cache_dir=False), Scorer(l1_dir, cache_dir=False)
+    l2, l1 = (Scorer(folder, cache_dir=False, align_level=False) for folder in (model_dir, l1_dir))
     diff = l1.embed((ref, sr)).embedding - l1.embed((deg, sr)).embedding
     np.testing.assert_allclose(diff, l2.embed((ref, sr)).embedding - l2.embed((deg, sr)).embedding, atol=1e-6)
     assert l1.score(reference=(ref, sr), degraded=(deg, sr)).distance == pytest.approx(np.abs(diff).sum(), rel=1e-5)
@@ -308,3 +308,15 @@ def test_an_unknown_model_distance_is_an_error(tmp_path):
 
     with pytest.raises(ModelError, match="distance 'cosine'"):
         Scorer(save_tiny_model(tmp_path / "bad", distance="cosine"), cache_dir=False)
+
+
+def test_level_is_reported_and_aligned_by_default(model_dir, visqol_testdata):
+    """A pure gain of -6 dB: reported as the level difference; aligned away by default (scored
+    like the reference itself), scored as a change with `align_level=False`."""
+    ref, sr = excerpt(visqol_testdata / "guitar48_stereo.wav", 3.0)
+    quieter = (ref * 10 ** (-6 / 20)).astype(np.float32)
+    aligned = Scorer(model_dir, cache_dir=False).score(reference=(ref, sr), degraded=(quieter, sr))
+    as_is = Scorer(model_dir, cache_dir=False, align_level=False).score(reference=(ref, sr), degraded=(quieter, sr))
+    assert aligned.level_db == pytest.approx(-6.0, abs=0.01) and aligned.level_aligned
+    assert as_is.level_db == pytest.approx(-6.0, abs=0.01) and not as_is.level_aligned
+    assert aligned.distance < 1e-3 < as_is.distance

@@ -8,6 +8,7 @@
 - ViSQOL speech mode: the 48 kHz sentence CA01_01 against its transcoded copy, polynomial
   mapping; C++ ViSQOL 3.3.3 gives 3.3745 (visqol-python's published conformance table).
 - SI-SDR: analytic cases with an orthogonal distortion.
+- DNSMOS (no reference): more noise scores lower, and the reference it is given changes nothing.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def test_pesq_identity_is_the_mapped_maximum(name, a, b):
     assert metric.version.startswith("pesq ")
 
 
-@pytest.mark.parametrize("name", ["pesq_wb", "pesq_nb", "stoi", "estoi", "visqol_speech", "sisdr"])
+@pytest.mark.parametrize("name", ["pesq_wb", "pesq_nb", "stoi", "estoi", "visqol_speech", "sisdr", "dnsmos"])
 def test_more_noise_scores_lower(name, noisy):
     metric = _speech_metric(name)
     clean = metric.score(reference=REF, degraded=REF)
@@ -149,3 +150,10 @@ def test_a_missing_package_makes_the_metric_unavailable(monkeypatch):
     monkeypatch.setitem(sys.modules, "pesq", None)  # `import pesq` raises ModuleNotFoundError
     with pytest.raises(MetricUnavailable, match="pip install 'deepaq\\[baselines\\]'"):
         build_metric(MetricSpec("pesq_wb"))
+
+
+def test_dnsmos_reads_the_degraded_file_alone(noisy):
+    metric = _speech_metric("dnsmos")
+    alone = metric.score(reference=REF, degraded=noisy[20])
+    assert metric.score(reference=noisy[5], degraded=noisy[20]) == alone
+    assert 1.0 <= alone <= 5.0 and "no reference" in metric.version

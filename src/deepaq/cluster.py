@@ -24,7 +24,7 @@ import math
 import os
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
-from deepaq.engine import call, one_thread_per_worker, progress, stream
+from deepaq.dispatch import call, one_thread_per_worker, progress, stream
 from deepaq.errors import ConfigError, DeepaqError, require
 
 T = TypeVar("T")

@@ -32,10 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--write-manifest", type=Path, metavar="CSV",
                         help="also write the loaded listening test as a plain manifest CSV")
     parser.add_argument("--metrics", default="visqol",
-                        help="comma-separated: deepaq, visqol, peaq, twof, haaqi, nomad, fad; speech: pesq_wb, pesq_nb, "
-                             "stoi, estoi, visqol_speech, sisdr (default visqol)")
+                        help="comma-separated: deepaq, deepaq_nmr, visqol, peaq, twof, haaqi, nomad, fad; speech: pesq_wb, "
+                             "pesq_nb, stoi, estoi, visqol_speech, sisdr; no reference: dnsmos (default visqol)")
     parser.add_argument("--metric-option", action="append", default=[], metavar="METRIC.KEY=VALUE",
                         help="option for one metric, e.g. haaqi.level_db_spl=70 or nomad.weights=/models/w2v2")
+    parser.add_argument("--nmr-bank", metavar="BANK",
+                        help="reference bank of the deepaq_nmr metric: 'default' (shipped with the model, the "
+                             "default), a bank file from `deepaq embed --bank` or a folder of clean audio")
     parser.add_argument("--mapping", choices=("cubic", "mlp"), default="cubic",
                         help="monotone mapping to the subjective scale (default cubic)")
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds, split by item (default 5)")
@@ -75,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     from deepaq.evaluation.cache import ScoreCache
     from deepaq.evaluation.manifest import write_manifest
     from deepaq.evaluation.metrics import MetricUnavailable, parse_specs
-    from deepaq.evaluation.report import NO_FIGURES, figures_available, write_report
+    from deepaq.evaluation.figures import NO_FIGURES, figures_available
+    from deepaq.evaluation.report import write_report
     from deepaq.engine import check_engine_args
 
     check_engine_args(args)  # before any work, also with one job (which runs in this process)
@@ -84,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
     if args.folds < 2 or args.bootstrap < 1:
         raise ConfigError("--folds must be at least 2 and --bootstrap at least 1")
     specs = parse_specs(args.metrics, args.metric_option)
+    if args.nmr_bank:
+        for spec in specs:
+            if spec.name == "deepaq_nmr":
+                spec.options.setdefault("nmr_bank", args.nmr_bank)
     stimuli = _load(args)
     if args.write_manifest:
         write_manifest(args.write_manifest, stimuli)

@@ -49,7 +49,8 @@ def scorer_options(args: argparse.Namespace, mapping=None) -> dict:
     cache = False if args.no_cache else args.cache_dir
     return dict(model=args.model, device=args.device, mapping=mapping, cache_dir=cache, batch_size=args.batch_size,
                 workers=args.workers, overlap=args.overlap, mono=not args.stereo,
-                max_delay_s=getattr(args, "max_delay", 1.0), backend=args.backend, threads=args.threads)
+                max_delay_s=getattr(args, "max_delay", 1.0), backend=args.backend, threads=args.threads,
+                align_level=not getattr(args, "no_level_align", False))
 
 
 def make_scorer(args: argparse.Namespace, mapping=None, nmr_bank=None):
@@ -86,6 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "quality-over-time plot (PAGE.png beside it unless --plot names one)")
     out.add_argument("--nmr-matrix", type=Path, metavar="CSV", help="NMR: distance of every item to every reference")
     parser.add_argument("--max-delay", type=float, default=1.0, help="largest delay searched, in s (default: 1)")
+    parser.add_argument("--no-level-align", action="store_true",
+                        help="score the degraded file at its own level (default: scaled to the reference's level "
+                             "first, as ViSQOL does; the level difference is reported either way)")
     parser.add_argument("--processes", type=int, default=0,
                         help="local engine: worker processes for a batch, each with its own model; 0: one per "
                              f"idle core (by the load average) for batches of {AUTO_PROCESSES_FROM}+ items, "

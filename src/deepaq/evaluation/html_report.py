@@ -21,7 +21,7 @@ from scipy import stats as sps
 from deepaq import html as H
 from deepaq.evaluation.analysis import Series
 from deepaq.evaluation.manifest import Stimulus
-from deepaq.evaluation.report import NO_FIGURES, _slug, figures_available
+from deepaq.evaluation.figures import NO_FIGURES, figures_available, slug
 from deepaq.evaluation.runner import MetricScores
 
 STATS = ("pcc", "srcc", "kendall", "rmse")
@@ -134,10 +134,10 @@ def disagreement_rows(out: Path, results: dict, stimuli: list[Stimulus], series:
     rows = []
     for i in order:
         s = by_key[best.labels[i]]
-        folder = out / "listen" / _slug(s.test) / _slug(s.item)
+        folder = out / "listen" / slug(s.test) / slug(s.item)
         try:
             ref = copy_excerpt(Path(s.reference), folder / "reference.flac")
-            deg = copy_excerpt(Path(s.degraded), folder / f"{_slug(s.condition)}.flac")
+            deg = copy_excerpt(Path(s.degraded), folder / f"{slug(s.condition)}.flac")
             players = [H.Raw(H.audio(H.rel(ref, out), f"reference of {s.item}")),
                        H.Raw(H.audio(H.rel(deg, out), f"{s.condition} of {s.item}"))]
         except Exception as exc:  # an unreadable file must not cost the whole page
@@ -218,7 +218,7 @@ def write_html(out: str | Path, results: dict, stimuli: list[Stimulus], scores: 
                  '<p class="note">Williams\' t and Steiger\'s z for two dependent correlations sharing the '
                  "listeners' score: PCC after cross-validated mapping, SRCC of the raw scores.</p>",
                  _significance_table(results, scope)]
-        plot = plot_of.get(_slug(scope))
+        plot = plot_of.get(slug(scope))
         if plot:
             body += ["<h3>Scores against the listeners, with the in-sample mapping</h3>", H.img(plot, f"scatter {scope}")]
         if scope == "overall":
@@ -226,7 +226,7 @@ def write_html(out: str | Path, results: dict, stimuli: list[Stimulus], scores: 
         rows = condition_means(stimuli, scores, scope)
         body.append("<h3>Per-condition means</h3>")
         if figures:
-            name = plot_conditions(out / f"conditions_{_slug(scope)}.png", scope, rows, metric_names).name
+            name = plot_conditions(out / f"conditions_{slug(scope)}.png", scope, rows, metric_names).name
             body.append(H.img(name, f"condition means {scope}"))
         body.append(_conditions_table(rows, metric_names))
         metric, listen = disagreement_rows(out, results, stimuli, series, scope)

@@ -5,8 +5,11 @@ A pair metric (`Metric`) scores one degraded signal against its reference. A set
 scores a whole system/condition at once. A metric whose extra, module or weights are
 missing raises `MetricUnavailable` with the reason; the evaluation reports it as skipped.
 
-Built-in names: deepaq, visqol, peaq, twof, haaqi, nomad, fad, and for speech pesq_wb,
-pesq_nb, stoi, estoi, visqol_speech, sisdr (deepaq.baselines.speech). Options per metric come as
+Built-in names: deepaq, deepaq_nmr, visqol, peaq, twof, haaqi, nomad, fad, dnsmos, and for
+speech pesq_wb, pesq_nb, stoi, estoi, visqol_speech, sisdr (deepaq.baselines.speech). Two of
+them read the degraded file alone and ignore the stimulus' reference: `deepaq_nmr` (DeePAQ's
+non-matching-reference score against a bank of clean audio of other content) and `dnsmos`
+(no reference at all). Options per metric come as
 `name.key=value` on the command line (see docs/evaluation.md).
 """
 
@@ -265,8 +268,39 @@ def _deepaq(options: dict) -> PairMetric:
     return PairMetric("deepaq", "lower", (0.0, float("inf")), impl.sample_rate, impl.version, impl)
 
 
+class DeepaqNmr:
+    """A DeePAQ model's non-matching-reference score of the degraded file (the stimulus'
+    own reference is ignored), against `nmr_bank` ("default": the bank shipped with the model;
+    or a bank file or a folder of clean audio). Lower is better, as for the distance."""
+
+    def __init__(self, model: str | None = None, nmr_bank: str = "default", **options):
+        from deepaq.scoring import DEFAULT_MODEL, Scorer
+
+        self.scorer = Scorer(model or DEFAULT_MODEL, mapping=False, nmr_bank=nmr_bank, **options)
+        self.sample_rate = self.scorer.sample_rate
+        bank = self.scorer.load_bank(nmr_bank)
+        self.version = (f"{self.scorer.model_id} {self.scorer.model_version} ({self.scorer.weights_hash}), "
+                        f"NMR against bank {nmr_bank!r} ({len(bank)} files, {bank.fingerprint})")
+
+    def score(self, *, reference, degraded) -> float:
+        return float(self.scorer.score(degraded=degraded).distance)
+
+
+def _deepaq_nmr(options: dict) -> PairMetric:
+    impl = DeepaqNmr(**options)
+    return PairMetric("deepaq_nmr", "lower", None, impl.sample_rate, impl.version, impl)
+
+
+def _dnsmos(options: dict) -> PairMetric:
+    from deepaq.baselines.dnsmos import Dnsmos
+
+    impl = Dnsmos(**options)
+    return PairMetric("dnsmos", "higher", impl.score_range, impl.sample_rate, impl.version, impl)
+
+
 BUILDERS: dict[str, Callable[[dict], Metric | SetMetric]] = {
     "deepaq": _deepaq,
+    "deepaq_nmr": _deepaq_nmr,
     "visqol": _visqol,
     "peaq": _peaq,
     "twof": _twof,
@@ -277,6 +311,7 @@ BUILDERS: dict[str, Callable[[dict], Metric | SetMetric]] = {
     "estoi": _speech("estoi", "Stoi", extended=True),
     "visqol_speech": _speech("visqol_speech", "VisqolSpeech"),
     "sisdr": _speech("sisdr", "SiSdr"),
+    "dnsmos": _dnsmos,
     "nomad": lambda options: NomadDistance(**options),
     "fad": lambda options: FadMetric(**options),
 }

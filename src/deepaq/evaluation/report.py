@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
-import re
 from pathlib import Path
 
 import numpy as np
 
 from deepaq.evaluation.analysis import Series
+from deepaq.evaluation.figures import NO_FIGURES, figures_available, slug
+from deepaq.evaluation.html_report import write_html
 from deepaq.evaluation.manifest import Stimulus
 from deepaq.evaluation.runner import MetricScores
 
 STATS = ("pcc", "srcc", "kendall", "rmse")
-NO_FIGURES = "No figures: matplotlib is not installed (pip install 'deepaq[plots]'); the tables hold every number."
-
-
-def figures_available() -> bool:
-    """Whether matplotlib is installed; a core install writes its reports without figures."""
-    return importlib.util.find_spec("matplotlib") is not None
-
-
 def _json_safe(value):
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
@@ -90,10 +82,6 @@ def write_dict_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
             w.writerow([_fmt(r[c], 6) if isinstance(r[c], float) else r[c] for c in columns])
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "scope"
-
-
 def plot_scope(path: Path, series: list[Series], title: str) -> None:
     """One panel per metric: native score vs subjective score, in-sample mapping drawn."""
     import matplotlib
@@ -135,7 +123,7 @@ def write_plots(out: Path, series: list[Series]) -> list[str]:
                   and (s.level == "stimulus" or (s.level == "condition" and s.metric not in pair_metrics))]
         chosen = [s for s in chosen if s.x.size]
         if chosen:
-            name = f"scatter_{_slug(scope)}.png"
+            name = f"scatter_{slug(scope)}.png"
             plot_scope(out / name, chosen, f"{scope}: metric vs subjective score")
             names.append(name)
     return names
@@ -232,7 +220,5 @@ def write_report(out: str | Path, results: dict, stimuli: list[Stimulus], scores
     (out / "results.json").write_text(json.dumps(_json_safe(payload), indent=1))
     report = out / "report.md"
     report.write_text(_markdown(results, plots))
-    from deepaq.evaluation.html_report import write_html
-
     write_html(out, results, stimuli, scores, series, plots, command)
     return report

@@ -53,6 +53,13 @@ class EmbeddingBank:
         return (sums / totals[:, None]).astype(np.float32)
 
     @cached_property
+    def fingerprint(self) -> str:
+        """A short content hash of the window embeddings (what a cached NMR score depends on)."""
+        import hashlib
+
+        return hashlib.sha256(np.ascontiguousarray(self.window_embeddings).tobytes()).hexdigest()[:16]
+
+    @cached_property
     def owner_weights(self) -> np.ndarray:
         """`[W, F]`: column f averages a per-window quantity over file f's windows."""
         w = np.zeros((len(self.window_owner), len(self.names)))

@@ -22,7 +22,7 @@ from deepaq.scoring.scorer import ScoreJob
 from deepaq.scoring.sources import source_name
 
 COLUMNS = ["id", "reference", "degraded", "mode", "distance", "distance_direction", "quality",
-           "quality_direction", "model", "version", "sample_rate", "duration_s", "delay_s", "error"]
+           "quality_direction", "model", "version", "sample_rate", "duration_s", "delay_s", "level_db", "error"]
 FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
 
 
@@ -38,7 +38,8 @@ def result_row(job: ScoreJob, outcome: ScoreResult | DeepaqError, reference_labe
                    distance_direction=outcome.distance_direction, quality=clean_float(outcome.quality),
                    quality_direction=outcome.quality_direction if outcome.quality is not None else None,
                    model=outcome.model_id, version=outcome.model_version, sample_rate=outcome.sample_rate,
-                   duration_s=round(outcome.duration_s, 6), delay_s=clean_float(outcome.delay_s))
+                   duration_s=round(outcome.duration_s, 6), delay_s=clean_float(outcome.delay_s),
+                   level_db=None if outcome.level_db is None else round(outcome.level_db, 3))
     else:
         row.update(mode="nmr" if job.reference is None else "full-reference", error=str(outcome))
         if model is not None:
@@ -48,7 +49,7 @@ def result_row(job: ScoreJob, outcome: ScoreResult | DeepaqError, reference_labe
 
 def format_text(job: ScoreJob, result: ScoreResult, reference_label: str | None = None) -> str:
     """A short readable block for a person at a terminal: quality (when mapped), distance,
-    delay, model and version."""
+    delay, level, model and version."""
     lines = [f"degraded   {source_name(job.degraded)}"]
     if job.reference is not None:
         lines.append(f"reference  {source_name(job.reference)}")
@@ -61,6 +62,9 @@ def format_text(job: ScoreJob, result: ScoreResult, reference_label: str | None 
     if result.delay_samples is not None:
         lines.append(f"delay      {1000 * result.delay_s:+.1f} ms  ({result.delay_samples:+d} samples at "
                      f"{result.sample_rate} Hz; + = degraded behind the reference)")
+    if result.level_db is not None:
+        lines.append(f"level      {result.level_db:+.2f} dB  (degraded re the reference; "
+                     f"{'aligned before scoring' if result.level_aligned else 'scored as it is'})")
     lines.append(f"audio      {result.duration_s:.2f} s in {len(result.windows)} windows")
     lines.append(f"model      {result.model_id} {result.model_version}")
     return "\n".join(lines)

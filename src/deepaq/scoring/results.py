@@ -42,6 +42,8 @@ class ScoreResult:
     sample_rate: int
     duration_s: float
     delay_samples: int | None = None
+    level_db: float | None = None  # degraded level re the reference, dB (full reference)
+    level_aligned: bool = False  # whether the degraded signal was scaled by -level_db before scoring
     windows: list[WindowScore] = field(default_factory=list)
     reference_distances: dict[str, float] | None = None
     distance_direction: str = DISTANCE_DIRECTION

@@ -81,13 +81,16 @@ class Scorer:
     can run the model on the CPU, else torch. Both give the same embeddings (to 1e-5).
     `threads`: threads of the maths libraries in this process (`deepaq.threads`; None: 1,
     which keeps a busy core from slowing scoring down; 0: the libraries' defaults).
+    `align_level`: scale the degraded signal to the reference's level before scoring (full
+    reference; the default, chosen on the listening tests: docs/scoring.md); either way each
+    result reports the level difference (`level_db`).
     """
 
     def __init__(self, model: Any = DEFAULT_MODEL, *, device: str = "cpu", mapping: Any = None,
                  cache_dir: str | os.PathLike | None | bool = None, batch_size: int = 8, workers: int = 0,
                  overlap: float | None = None, mono: bool = True, max_delay_s: float = 1.0, min_seconds: float = 1.0,
                  nmr_bank: Any = None, stream_above_s: float = STREAM_ABOVE_S, keep_memory: bool = True,
-                 backend: str = "auto", threads: int | None = None):
+                 backend: str = "auto", threads: int | None = None, align_level: bool = True):
         from deepaq.memory import keep_freed_memory
         from deepaq.models.checkpoint import weights_hash
         from deepaq.threads import set_threads
@@ -108,6 +111,7 @@ class Scorer:
         self.spec = WindowSpec.from_seconds(window_s, self.sample_rate, overlap, min_seconds)
         self.mono = mono
         self.max_delay_s = max_delay_s
+        self.align_level = bool(align_level)
         self.batch_size = max(1, int(batch_size))
         self.workers = max(0, int(workers))
         self.stream_above_s = stream_above_s
@@ -268,20 +272,21 @@ class Scorer:
                               "of clean references, or 'default') or a reference= for full reference")
         return self.load_bank(spec)
 
-    def _prepare(self, job: ScoreJob) -> tuple[ScoreJob, Iterator[np.ndarray], int | None]:
+    def _prepare(self, job: ScoreJob) -> tuple[ScoreJob, Iterator[np.ndarray], int | None, float | None]:
         """Decode (and align) enough of an item to start windowing it; runs in worker threads."""
         if job.problem:
             raise ConfigError(job.problem)
         if job.reference is None:
             chunks = audio_chunks(job.degraded, self.sample_rate, mono=self.mono, stream_above_s=self.stream_above_s)
             first = next(chunks)
-            return job, itertools.chain([first], chunks), None
-        chunks, delay = aligned_chunks(job.reference, job.degraded, self.sample_rate, mono=self.mono,
-                                       max_delay_s=self.max_delay_s, stream_above_s=self.stream_above_s)
-        return job, chunks, delay
+            return job, itertools.chain([first], chunks), None, None
+        chunks, delay, level = aligned_chunks(job.reference, job.degraded, self.sample_rate, mono=self.mono,
+                                              max_delay_s=self.max_delay_s, stream_above_s=self.stream_above_s,
+                                              align_level=self.align_level)
+        return job, chunks, delay, level
 
     def _score_prepared(self, prepared, bank: EmbeddingBank | None) -> ScoreResult:
-        job, chunks, delay = prepared
+        job, chunks, delay, level = prepared
         first = next(chunks, None)
         if first is None:
             raise AudioError(source_name(job.degraded), "has no audio left after alignment")
@@ -318,6 +323,8 @@ class Scorer:
             sample_rate=self.sample_rate,
             duration_s=windower.total / self.sample_rate,
             delay_samples=delay,
+            level_db=level,
+            level_aligned=self.align_level and level is not None,
             windows=self._window_scores(windower, weights, window_d),
             reference_distances=by_reference,
         )

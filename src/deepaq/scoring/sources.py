@@ -121,13 +121,17 @@ def _zip_chunks(a: Iterator[np.ndarray], b: Iterator[np.ndarray]) -> Iterator[np
 
 
 def aligned_chunks(reference: AudioSource, degraded: AudioSource, sample_rate: int, *, mono: bool = True,
-                   max_delay_s: float = 1.0, stream_above_s: float = STREAM_ABOVE_S
-                   ) -> tuple[Iterator[np.ndarray], int]:
-    """Chunks `[2 * channels, n]` (reference channels first) with the delay removed, and the delay.
+                   max_delay_s: float = 1.0, stream_above_s: float = STREAM_ABOVE_S, align_level: bool = True
+                   ) -> tuple[Iterator[np.ndarray], int, float | None]:
+    """Chunks `[2 * channels, n]` (reference channels first) with the delay removed, the delay,
+    and the level of the degraded signal relative to the reference in dB.
 
     The delay (in samples at `sample_rate`, positive when the degraded signal lags) is found
-    with `align_pair` on the first minute of both signals; the pair then streams on, trimmed
-    to the length they share.
+    with `align_pair` on the first minute of both signals, and the level difference (mean power,
+    all channels) on the same minute once aligned; the pair then streams on, trimmed to the
+    length they share. With `align_level` the degraded signal is scaled by the opposite gain, as
+    ViSQOL does, so a pure level change is not scored as damage (it is still reported). The
+    level is None when either signal is silent there; then nothing is scaled.
     """
     names = (source_name(reference), source_name(degraded))
     ref = audio_chunks(reference, sample_rate, mono=mono, stream_above_s=stream_above_s)
@@ -139,7 +143,21 @@ def aligned_chunks(reference: AudioSource, degraded: AudioSource, sample_rate: i
     if r.shape[0] != d.shape[0]:
         raise AudioError(names[1], f"has {d.shape[0]} channels but {names[0]} has {r.shape[0]}")
     delay = align_pair(r, d, sample_rate, max_delay_s=max_delay_s, analysis_s=ANALYSIS_S, names=names).delay_samples
+    level = level_difference_db(r[:, max(0, -delay):], d[:, max(0, delay):])
     del r, d
     ref = _skip(itertools.chain(head_r, ref), max(0, -delay))
     deg = _skip(itertools.chain(head_d, deg), max(0, delay))
-    return _zip_chunks(ref, deg), delay
+    if align_level and level is not None:
+        gain = np.float32(10.0 ** (-level / 20.0))
+        deg = (chunk * gain for chunk in deg)
+    return _zip_chunks(ref, deg), delay, level
+
+
+def level_difference_db(reference: np.ndarray, degraded: np.ndarray) -> float | None:
+    """Mean power of `degraded` over `reference` in dB, on the length both share (None if either is silent)."""
+    n = min(reference.shape[1], degraded.shape[1])
+    p_ref = float(np.mean(np.square(reference[:, :n], dtype=np.float64))) if n else 0.0
+    p_deg = float(np.mean(np.square(degraded[:, :n], dtype=np.float64))) if n else 0.0
+    if p_ref <= SILENCE_PEAK ** 2 or p_deg <= SILENCE_PEAK ** 2:
+        return None
+    return 10.0 * float(np.log10(p_deg / p_ref))
