@@ -8,7 +8,7 @@ SYSDEPS := $(VENV)/.system-deps
 # too, so a dependency the core install lacks is caught
 CORE       := .venv-core
 CORE_STAMP := $(CORE)/.installed
-CORE_TESTS := tests/test_core_install.py tests/test_scoring.py tests/test_cli_score.py tests/test_audio.py
+CORE_TESTS := tests/test_core_install.py tests/test_scoring.py tests/test_cli_score.py tests/test_audio.py tests/test_nmr.py
 
 .PHONY: demo test bench clean compact-model
 

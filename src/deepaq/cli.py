@@ -32,6 +32,7 @@ VERBS: dict[str, str] = {
     "build-data": "build_data",
     "label": "label",
     "train": "train",
+    "fit-nmr": "fit_nmr",
 }
 
 

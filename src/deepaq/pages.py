@@ -29,9 +29,12 @@ def demo_page(path: str | os.PathLike, rows: Sequence, plot: Path | None, source
     scored = model is not None and all(r.distance is not None for r in rows)
     ordered = sorted(rows, key=(lambda r: r.distance) if scored else (lambda r: -r.snr_db))
     mapped = scored and any(r.quality is not None for r in rows)
+    nmr = mapped and any(r.nmr_quality is not None for r in rows)
     header = ["rank", "version", *(["distance"] if scored else []), *(["quality"] if mapped else []),
+              *(["NMR quality (no original)"] if nmr else []),
               "delay found (ms)", "SNR after alignment (dB)", "bandwidth (kHz)", "listen"]
     body_rows = [[i, r.name, *([_num(r.distance, 4)] if scored else []), *([_num(r.quality, 2)] if mapped else []),
+                  *([_num(r.nmr_quality, 2)] if nmr else []),
                   _num(r.delay_ms, 2), _num(r.snr_db, 1), _num(r.bandwidth_khz, 1),
                   H.Raw(H.audio(H.rel(r.path, folder), r.name))] for i, r in enumerate(ordered, 1)]
     intro = (f"Model <b>{H.esc(model)}</b>: DeePAQ distance to the original, lower is better (best first)."

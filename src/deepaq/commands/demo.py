@@ -3,7 +3,8 @@
 The bundled clip (deepaq/assets/loop_compus.flac, CC0, see assets/README.md) or a file
 of your own is coded with Opus, MP3, AAC, MP2 and AC-3 at several bitrates and low-passed
 at 3.5 and 7 kHz. Each version is delayed by a known offset before scoring, so the table
-also shows that alignment recovers it. Every version is scored against the original with
+also shows that alignment recovers it. Where the model ships an NMR bank, each version is
+also scored without the original (NMR quality). Every version is scored against the original with
 the default model (lower distance = better quality), printed sorted by quality, written to
 results.csv, plotted (distance against bitrate per codec) and put on demo.html with a player
 for every version.
@@ -47,6 +48,7 @@ class Row:
     bandwidth_khz: float | None = None
     distance: float | None = None
     quality: float | None = None
+    nmr_quality: float | None = None  # without the original: against the model's default NMR bank
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out
     (out / "versions").mkdir(parents=True, exist_ok=True)
     scorer, why = _scorer(args.model)
+    nmr = scorer is not None and scorer.model_folder is not None and (scorer.model_folder / "bank.safetensors").is_file()
     shift = np.zeros((clean.shape[0], int(DEMO_DELAY_S * SAMPLE_RATE)), dtype=np.float32)
     rows: list[Row] = []
     for codec, setting in tqdm(conditions, desc="demo", unit="version"):
@@ -95,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
                 scorer, why = None, str(exc)
             else:
                 row.distance, row.quality = result.distance, result.quality
+                if nmr:
+                    row.nmr_quality = scorer.score(degraded=path, nmr_bank="default").quality
         rows.append(row)
     _write_csv(out / "results.csv", rows)
     _print_table(rows, scorer, why)
@@ -142,10 +147,16 @@ def _print_table(rows: list[Row], scorer, why: str) -> None:
         ordered = sorted(rows, key=lambda r: r.distance)
         print(f"\nmodel {scorer.model_id} {scorer.model_version}: distance to the original (lower is better)\n")
         mapped = any(r.quality is not None for r in rows)
-        print(f"{'rank':>4}  {'version':<18} {'distance':>9}" + (f" {'quality':>8}" if mapped else "") + f" {'delay ms':>9}")
+        nmr = any(r.nmr_quality is not None for r in rows)
+        print(f"{'rank':>4}  {'version':<18} {'distance':>9}" + (f" {'quality':>8}" if mapped else "")
+              + (f" {'NMR quality':>11}" if nmr else "") + f" {'delay ms':>9}")
         for i, r in enumerate(ordered, 1):
             quality = f" {r.quality:8.2f}" if mapped and r.quality is not None else ""
+            quality += f" {r.nmr_quality:11.2f}" if nmr and r.nmr_quality is not None else ""
             print(f"{i:>4}  {r.name:<18} {r.distance:9.4f}{quality} {r.delay_ms:9.2f}")
+        if nmr:
+            print("(NMR quality: the same version scored without the original, against the model's default bank "
+                  "of clean audio of other content)")
     else:
         print(f"\nno model could be loaded ({why}); showing codec and alignment results, sorted by SNR\n")
         print(f"{'rank':>4}  {'version':<18} {'SNR dB':>8} {'bandwidth kHz':>14} {'delay ms':>9}")
@@ -157,9 +168,10 @@ def _print_table(rows: list[Row], scorer, why: str) -> None:
 def _write_csv(path: Path, rows: list[Row]) -> None:
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["version", "codec", "setting", "distance", "quality", "delay_ms", "snr_db", "bandwidth_khz", "path"])
+        writer.writerow(["version", "codec", "setting", "distance", "quality", "nmr_quality", "delay_ms", "snr_db",
+                         "bandwidth_khz", "path"])
         for r in rows:
-            writer.writerow([r.name, r.codec, r.setting, r.distance, r.quality, round(r.delay_ms, 3),
+            writer.writerow([r.name, r.codec, r.setting, r.distance, r.quality, r.nmr_quality, round(r.delay_ms, 3),
                              round(r.snr_db, 2), round(r.bandwidth_khz, 2), r.path.name])
 
 

@@ -256,8 +256,9 @@ class DeepaqDistance:
 
         self.scorer = Scorer(model or DEFAULT_MODEL, mapping=False, **options)
         self.sample_rate = self.scorer.sample_rate
+        level = "level aligned" if self.scorer.align_level else "level as it is"
         self.version = (f"{self.scorer.model_id} {self.scorer.model_version} ({self.scorer.weights_hash}), "
-                        "full-reference distance")
+                        f"full-reference distance, {level}")
 
     def score(self, *, reference, degraded) -> float:
         return float(self.scorer.score(reference=reference, degraded=degraded).distance)
@@ -279,8 +280,10 @@ class DeepaqNmr:
         self.scorer = Scorer(model or DEFAULT_MODEL, mapping=False, nmr_bank=nmr_bank, **options)
         self.sample_rate = self.scorer.sample_rate
         bank = self.scorer.load_bank(nmr_bank)
+        head = self.scorer.nmr_head
+        how = "mean distance to the bank" if head is None else f"NMR head {head.fingerprint}"
         self.version = (f"{self.scorer.model_id} {self.scorer.model_version} ({self.scorer.weights_hash}), "
-                        f"NMR against bank {nmr_bank!r} ({len(bank)} files, {bank.fingerprint})")
+                        f"NMR against bank {nmr_bank!r} ({len(bank)} files, {bank.fingerprint}), {how}")
 
     def score(self, *, reference, degraded) -> float:
         return float(self.scorer.score(degraded=degraded).distance)

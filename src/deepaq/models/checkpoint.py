@@ -120,12 +120,17 @@ def resolve_model_folder(name_or_path: str | Path) -> Path:
     raise ModelError(f"{name_or_path}: no such model folder or shipped model (shipped: {known})")
 
 
+NOT_WEIGHTS = ("bank.safetensors", "nmr_head.safetensors")  # NMR files beside the weights: no embedding depends on them
+
+
 def weights_hash(folder: str | Path) -> str:
     """Content hash (16 hex digits) of a model folder's config.json and weight files
-    (*.safetensors, *.bin): caches and reports keyed by it follow the weights, not the path."""
+    (*.safetensors, *.bin; not the NMR bank and head, `NOT_WEIGHTS`, which are made from the
+    weights and checked against this hash): caches and reports keyed by it follow the
+    weights, not the path."""
     folder = Path(folder)
-    files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and (p.suffix in (".safetensors", ".bin") or p.name == "config.json"))
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name not in NOT_WEIGHTS
+                   and (p.suffix in (".safetensors", ".bin") or p.name == "config.json"))
     if not files:
         raise ModelError(f"{folder}: no config.json or weight files")
     h = hashlib.sha256()

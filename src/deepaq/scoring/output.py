@@ -54,8 +54,9 @@ def format_text(job: ScoreJob, result: ScoreResult, reference_label: str | None 
     if job.reference is not None:
         lines.append(f"reference  {source_name(job.reference)}")
     else:
-        lines.append(f"reference  {len(result.reference_distances or {})} clean references of other content "
-                     f"({reference_label}, NMR)")
+        how = "the model's NMR head: full-reference distance predicted" if result.nmr_head else "mean distance"
+        lines.append(f"reference  none: NMR against bank {reference_label!r}, {len(result.reference_distances or {})} "
+                     f"clean references of other content ({how})")
     if result.quality is not None:
         lines.append(f"quality    {result.quality:.3f}  ({result.quality_direction}, mapped from the distance)")
     lines.append(f"distance   {result.distance:.4f}  ({result.distance_direction})")

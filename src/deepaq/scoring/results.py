@@ -44,6 +44,7 @@ class ScoreResult:
     delay_samples: int | None = None
     level_db: float | None = None  # degraded level re the reference, dB (full reference)
     level_aligned: bool = False  # whether the degraded signal was scaled by -level_db before scoring
+    nmr_head: bool = False  # NMR: the distance is the model's NMR head's prediction, not the mean over the bank
     windows: list[WindowScore] = field(default_factory=list)
     reference_distances: dict[str, float] | None = None
     distance_direction: str = DISTANCE_DIRECTION

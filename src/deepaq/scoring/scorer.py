@@ -12,8 +12,11 @@ per-window scores add up to the item's score.
 
 Non-matching reference (NMR): the degraded signal's windows are compared with every window
 of a bank of clean references of other content; the distance to one reference is the
-weighted mean over both sets of windows, and the item's distance is the mean over the
-references.
+weighted mean over both sets of windows (`reference_distances`). A model that ships an NMR
+head (`deepaq.models.nmr_head`) turns each window's embedding and its distances to the bank
+into the full-reference distance it predicts for the window, and the item's distance is
+their weighted mean, on the full-reference scale; without a head it is the mean over the
+references, as in the paper.
 
 With `mono=False` each channel is embedded on its own and channel distances are averaged.
 """
@@ -122,6 +125,7 @@ class Scorer:
         self._namespace = f"{self.model_id}|{self.model_version}|{self.weights_hash}|{self.sample_rate}"
         self._banks: dict[str, EmbeddingBank] = {}
         self.nmr_bank = nmr_bank
+        self.nmr_head = _load_nmr_head(self.model_folder)
 
     @property
     def model_facts(self) -> dict:
@@ -300,20 +304,24 @@ class Scorer:
                 c = e.shape[1] // 2
                 per_window.append(self.distance(e[:, :c] - e[:, c:], np.linalg.norm).mean(axis=1))
         else:
-            owner = bank.owner_weights
+            owner, predicted = bank.owner_weights, []
             for batch in windower.batches(chunks, per_batch):
                 e = self._embed_batch(batch)
                 b, c, d = e.shape
-                dist = self.distance.between(e.reshape(b * c, d), bank.window_embeddings) @ owner
+                rows = e.reshape(b * c, d)
+                dist = self.distance.between(rows, bank.window_embeddings) @ owner
                 per_window.append(dist.reshape(b, c, -1).mean(axis=1))
+                if self.nmr_head is not None:
+                    predicted.append(self.nmr_head.predict(rows, bank.window_embeddings).reshape(b, c).mean(axis=1))
         values = np.concatenate(per_window)  # [W] (FR) or [W, F] (NMR)
         weights = windower.weights()
         pooled = weights @ values / weights.sum()
         if bank is None:
             distance, by_reference, window_d = float(pooled), None, values
         else:
-            distance, window_d = float(pooled.mean()), values.mean(axis=1)
             by_reference = {n: float(v) for n, v in zip(bank.names, pooled)}
+            window_d = np.concatenate(predicted) if predicted else values.mean(axis=1)
+            distance = float(weights @ window_d / weights.sum())
         return ScoreResult(
             mode=FULL_REFERENCE if bank is None else NMR,
             distance=distance,
@@ -325,6 +333,7 @@ class Scorer:
             delay_samples=delay,
             level_db=level,
             level_aligned=self.align_level and level is not None,
+            nmr_head=bank is not None and self.nmr_head is not None,
             windows=self._window_scores(windower, weights, window_d),
             reference_distances=by_reference,
         )
@@ -362,6 +371,14 @@ def load_engine(model: Any, backend: str = "auto", device: str = "cpu") -> tuple
     from deepaq.models import load_model
 
     return load_model(folder, device=device), folder, "torch"
+
+
+def _load_nmr_head(folder: Path | None):
+    """The model's NMR head (`nmr_head.safetensors` beside its weights), or None."""
+    from deepaq.models.nmr_head import FILE_NAME, NmrHead
+
+    path = None if folder is None else folder / FILE_NAME
+    return NmrHead.load(path) if path is not None and path.is_file() else None
 
 
 def bank_from_embeddings(names: list[str], embeddings: list[Embedding], model: dict) -> EmbeddingBank:
