@@ -78,7 +78,7 @@ def main() -> int:
     kind = {"deepaq_nmr": "none (NMR bank)", "dnsmos": "none"}
     for r in rows:
         e = r["srcc"]
-        p = "" if r["p_vs_dnsmos"] is None else f"{r['p_vs_dnsmos']:.3f}"
+        p = "" if r["p_vs_dnsmos"] is None else ("< 0.001" if r["p_vs_dnsmos"] < 0.001 else f"{r['p_vs_dnsmos']:.3f}")
         print(f"| {r['test']} | {r['n']} | {r['metric']} | {kind.get(r['metric'], 'own')} | "
               f"{e['value']:.3f} [{e['low']:.3f}, {e['high']:.3f}] | {p} |")
     print()

@@ -151,7 +151,7 @@ def test_fisher_mean():
     assert math.isnan(stats.fisher_mean([]))
 
 
-@pytest.mark.parametrize("kind", ["cubic", "mlp"])
+@pytest.mark.parametrize("kind", ["cubic", "mlp", "quantile"])
 def test_mapping_is_monotone_improves_pcc_and_round_trips(kind, tmp_path):
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 3, 120)  # a distance: lower is better
@@ -165,6 +165,18 @@ def test_mapping_is_monotone_improves_pcc_and_round_trips(kind, tmp_path):
     assert stats.spearman(pred, y) == pytest.approx(-stats.spearman(x, y), abs=0.02)
     loaded = Mapping.load(m.save(tmp_path / "map.json"))
     assert np.allclose(loaded(x), pred)
+
+
+def test_quantile_mapping_keeps_the_spread_at_the_top():
+    """Quantile matching sends the lowest distances to the top of the subjective range, where a
+    least-squares fit regresses to the conditional mean of noisy ratings."""
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 3, 400)
+    y = np.clip(100 - 25 * x + rng.normal(0, 15, x.size), 0, 100)
+    top = np.quantile(y, 0.99)
+    assert fit_mapping(x, y, "quantile")(x.min()) == pytest.approx(y.max(), abs=1e-9)
+    assert fit_mapping(x, y, "quantile")(np.quantile(x, 0.01)) >= top - 1e-6
+    assert fit_mapping(x, y, "cubic")(x.min()) < top
 
 
 def test_mapping_rejects_bad_input(tmp_path):

@@ -143,3 +143,16 @@ def test_training_with_teachers_over_two_folders_ships_a_quality_mapping(tmp_pat
     clean = next((roots[0] / "audio").iterdir())
     result = scorer.score(reference=clean / "clean.flac", degraded=clean / "opus_8.flac")
     assert 0.0 <= result.quality <= 100.0
+
+    # the trained model's NMR head and bank, and a quantile mapping onto the teacher, from the same folders
+    from deepaq.cli import main
+    from deepaq.data.nmr_fit import fit_model_nmr
+
+    report = fit_model_nmr(best, roots, bank_split="validation", bank_size=2, max_items=40)
+    assert report["train windows"] > 0 and "2 clean items" in report["bank"]
+    nmr = Scorer(best, cache_dir=False).score(degraded=clean / "opus_8.flac", nmr_bank="default")
+    assert nmr.mode == "nmr" and nmr.nmr_head and 0.0 <= nmr.quality <= 100.0
+    assert main(["calibrate", "--dataset", ",".join(map(str, roots)), "--kind", "quantile", "--model", str(best),
+                 "-o", str(tmp_path / "q.json")]) == 0
+    quantile = Mapping.load(tmp_path / "q.json")
+    assert quantile.kind == "quantile" and quantile(0.0) == pytest.approx(100.0)

@@ -1,6 +1,6 @@
 """Map an objective score (e.g. an embedding distance) onto a subjective scale.
 
-Two monotone mappings, fitted by least squares:
+Three monotone mappings, two of them fitted by least squares:
 
 - `cubic`: y = a0 + a1 t + a2 t^2 + a3 t^3 on t = x scaled to [0, 1] over the fitted range,
   constrained so the derivative keeps one sign over that range (enforced on a 201-point
@@ -8,6 +8,10 @@ Two monotone mappings, fitted by least squares:
 - `mlp`: y = b + s * sum_j exp(v_j) tanh(exp(w_j) t + c_j), one hidden layer of 8 units whose
   weights are kept positive, hence monotone in t by construction; its direction is the sign
   of the rank correlation between x and y.
+- `quantile`: quantile matching, piecewise linear through `_QUANTILES` points: the q-th
+  quantile of x goes to the q-th quantile of y (the (1 - q)-th where they fall together).
+  It keeps the spread of y at both ends of the scale instead of regressing to the
+  conditional mean, so the scores nearest the reference reach the top of y's range.
 
 Inputs are clamped to the fitted range before mapping, so the mapping never extrapolates.
 Mappings are saved and loaded as small JSON files.
@@ -24,7 +28,8 @@ import numpy as np
 
 from deepaq.errors import ConfigError
 
-KINDS = ("cubic", "mlp")
+KINDS = ("cubic", "mlp", "quantile")
+_QUANTILES = 101
 _GRID = np.linspace(0.0, 1.0, 201)
 _HIDDEN = 8
 _MLP_ITERATIONS = 200  # BFGS steps; more buy a few per cent of SSE at 10-20x the time
@@ -51,7 +56,10 @@ class Mapping:
     def __call__(self, x) -> np.ndarray:
         t = self._t(x)
         p = np.asarray(self.params)
-        z = _cubic(p, t) if self.kind == "cubic" else _mlp(p, t, self.increasing)
+        if self.kind == "quantile":
+            z = np.interp(t, p[: len(p) // 2], p[len(p) // 2:])
+        else:
+            z = _cubic(p, t) if self.kind == "cubic" else _mlp(p, t, self.increasing)
         return z * self.y_scale + self.y_mean
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -128,7 +136,7 @@ def _fit_mlp(t: np.ndarray, z: np.ndarray, increasing: bool, seed: int) -> tuple
 
 
 def fit_mapping(x, y, kind: str = "cubic", *, seed: int = 0) -> Mapping:
-    """Fit a monotone `kind` mapping ("cubic" or "mlp") from scores `x` to subjective `y`."""
+    """Fit a monotone `kind` mapping ("cubic", "mlp" or "quantile") from scores `x` to subjective `y`."""
     if kind not in KINDS:
         raise ConfigError(f"unknown mapping kind {kind!r}; choose one of {', '.join(KINDS)}")
     x = np.asarray(x, dtype=float).ravel()
@@ -148,7 +156,11 @@ def fit_mapping(x, y, kind: str = "cubic", *, seed: int = 0) -> Mapping:
         from scipy.stats import spearmanr
 
         increasing = bool(spearmanr(x, y).statistic >= 0) if np.ptp(x) > 0 else True
-        params, _ = _fit_mlp(t, z, increasing, seed)
+        if kind == "quantile":
+            q = np.linspace(0.0, 1.0, _QUANTILES)
+            params = np.concatenate([np.quantile(t, q), np.quantile(z, q if increasing else 1.0 - q)])
+        else:
+            params, _ = _fit_mlp(t, z, increasing, seed)
     mapping.params = [float(v) for v in params]
     mapping.increasing = increasing
     return mapping
