@@ -20,7 +20,8 @@ the cache off, alignment included; ViSQOL's `score` on the same files), median o
 after one warm-up, each metric in its own process so its peak memory (max RSS) is its own.
 Prints x real time and the ratio against ViSQOL measured in the same run; the row
 `deepaq-rel` is the same Scorer with `keep_memory=False` (deepaq.memory), to show what the
-memory policy is worth.
+memory policy is worth; `deepaq-nmr` scores the degraded file alone against the model's
+default NMR bank (head included), and its time per item is printed against full reference.
 """
 
 from __future__ import annotations
@@ -200,7 +201,7 @@ def accuracy_table(pairs: list[dict], keys: dict[str, str], cache: ScoreCache) -
 # ---------------------------------------------------------------- speed
 
 
-SPEED_METRICS = ["deepaq", "deepaq-rel", "visqol"]
+SPEED_METRICS = ["deepaq", "deepaq-rel", "deepaq-nmr", "visqol"]
 
 
 def speed_pairs(data: Path, folder: Path, n: int) -> list[tuple[Path, Path]]:
@@ -243,8 +244,11 @@ def speed_worker(metric: str, model: str, pairs: list[tuple[str, str]], repeats:
     if metric.startswith("deepaq"):
         from deepaq.scoring import Scorer
 
-        scorer = Scorer(model, cache_dir=False, keep_memory=metric == "deepaq")
-        fn = lambda r, d: scorer.score(reference=r, degraded=d)  # noqa: E731
+        scorer = Scorer(model, cache_dir=False, keep_memory=metric != "deepaq-rel")
+        if metric == "deepaq-nmr":  # the degraded file alone, against the model's default bank
+            fn = lambda r, d: scorer.score(degraded=d, nmr_bank="default")  # noqa: E731
+        else:
+            fn = lambda r, d: scorer.score(reference=r, degraded=d)  # noqa: E731
     else:
         from deepaq.baselines.visqol import VisqolV3
 
@@ -272,7 +276,9 @@ def speed_table(data: Path, model: str, folder: Path, n: int, repeats: int) -> N
     for metric, r in results.items():
         print(f"{metric:<10}{r['seconds']:10.4f}{10 / r['seconds']:13.1f}{r['peak_mb']:10.0f}{base / r['seconds']:10.1f}x")
     print(f"(torch threads {results['deepaq']['torch_threads']}; peak MB = max RSS of the process that scored; "
-          "deepaq-rel: Scorer(keep_memory=False), freed memory goes back to the OS)")
+          "deepaq-rel: Scorer(keep_memory=False), freed memory goes back to the OS; deepaq-nmr: the degraded file "
+          "alone against the default NMR bank)")
+    print(f"NMR / full reference time per item: {results['deepaq-nmr']['seconds'] / results['deepaq']['seconds']:.2f}x")
 
 
 def main() -> None:
