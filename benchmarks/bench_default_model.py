@@ -120,7 +120,7 @@ def score_pairs(pairs: list[dict], metrics: list[str], model: str, cache: ScoreC
         from deepaq.scoring import Scorer
 
         scorer = Scorer(model, cache_dir=False)
-        keys["deepaq"] = f"deepaq:{scorer.weights_hash}"
+        keys["deepaq"] = f"deepaq:{scorer.weights_hash}:{'level-aligned' if scorer.align_level else 'level-as-is'}"
         scorers["deepaq"] = lambda p: -scorer.score(reference=p["reference"], degraded=p["degraded"]).distance
     if "visqol" in metrics:
         from deepaq.baselines.visqol import VisqolV3

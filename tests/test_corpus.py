@@ -32,6 +32,8 @@ def test_plan_is_deterministic_and_mixtures_point_at_planned_clips():
     counts = {"sonic-pi": 3, "drums": 2, "music": 4, "speech": 2, "mixture": 3}
     files = [f"s{i}.flac" for i in range(10)]
     a = corpus.plan_corpus(counts, 7, files)
+    with_voices = corpus.plan_corpus({**counts, "voices": 2}, 7, files)  # an added kind moves no other clip
+    assert [s for s in with_voices if s.kind != "voices"] == a and sum(s.kind == "voices" for s in with_voices) == 2
     b = corpus.plan_corpus(counts, 7, files)
     assert [(s.clip_id, s.seed, s.params) for s in a] == [(s.clip_id, s.seed, s.params) for s in b]
     assert sum(s.kind == "music" for s in a) == 4 and sum(s.kind == "sonic-pi" for s in a) == 3
@@ -80,6 +82,17 @@ def test_speech_render():
     x, meta = corpus.render_speech(3.0, np.random.default_rng(1))
     assert x.shape[0] == 1 and x.shape[1] >= 3 * SAMPLE_RATE
     assert np.sqrt(np.mean(x**2)) > 1e-3 and "+" in meta["voice"]
+
+
+def test_recorded_voices_render():
+    """KTuberling's recorded words (ktuberling-data): several languages, joined into one mono utterance."""
+    voices = corpus.voice_files(_source("ktuberling-data"))
+    assert len(voices) >= 5 and all(len(files) >= 5 for files in voices.values())
+    x, meta = corpus.render_voices(3.0, np.random.default_rng(2), voices)
+    assert x.shape[0] == 1 and x.shape[1] >= 3 * SAMPLE_RATE and np.sqrt(np.mean(x**2)) > 1e-3
+    assert meta["language"] in voices and len(meta["words"]) >= 2
+    with pytest.raises(CorpusError, match="no recorded voices"):
+        corpus.render_voices(3.0, np.random.default_rng(2), {})
 
 
 def test_music_render_from_a_score():

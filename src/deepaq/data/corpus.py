@@ -11,6 +11,8 @@
   MIDI, given General MIDI instruments, tempo, dynamics and a stereo placement, and rendered
   by fluidsynth with the FluidR3 GM or MuseScore General sound font;
 - ``speech``: espeak-ng in several languages, voices, speeds and pitches (mono);
+- ``voices``: recorded human voices: words spoken by the voices of KDE's KTuberling (Debian
+  ktuberling-data, about 15 languages), joined with short pauses into utterances (mono);
 - ``mixture``: a speech clip over a music or drum clip at a chosen speech-to-music ratio.
 
 Debian packages are fetched with ``apt-get download`` and unpacked with ``dpkg -x`` into
@@ -48,6 +50,7 @@ DEBIAN_PACKAGES = {
     "hydrogen-drumkits": "usr/share/hydrogen/data/drumkits",
     "fluid-soundfont-gm": "usr/share/sounds/sf2/FluidR3_GM.sf2",
     "musescore-general-soundfont-lossless": "usr/share/sounds/sf2/MuseScore_General_Full.sf2",
+    "ktuberling-data": "usr/share/ktuberling/sounds",
 }
 
 LICENCES = {
@@ -57,7 +60,9 @@ LICENCES = {
     "music-FluidR3_GM": "score: music21 corpus (public domain works); sound font: MIT (FluidR3_GM)",
     "music-MuseScore_General": "score: music21 corpus (public domain works); sound font: MIT (MuseScore General)",
     "speech": "espeak-ng synthesis (GPL-3+ program; its output is not restricted)",
+    "voices": "GPL-2+ (ktuberling-data: KTuberling's recorded words, Vorbis)",
 }
+VOICE_MIN_KBPS = 96.0  # recorded words are Vorbis files: lower bitrates are left out
 
 
 class CorpusError(DeepaqError):
@@ -571,6 +576,36 @@ def render_speech(seconds: float, rng: np.random.Generator) -> tuple[np.ndarray,
     return np.concatenate(pieces, axis=1), {"voice": voice, "speed": speed, "pitch": pitch}
 
 
+def voice_files(sounds: Path) -> dict[str, list[Path]]:
+    """KTuberling's recorded words by language folder, those coded at `VOICE_MIN_KBPS` or more."""
+    voices: dict[str, list[Path]] = {}
+    for path in sorted(sounds.glob("*/*.ogg")):
+        try:
+            info = sf.info(str(path))
+        except (RuntimeError, sf.LibsndfileError):
+            continue
+        if info.duration > 0 and path.stat().st_size * 8 / info.duration / 1000 >= VOICE_MIN_KBPS:
+            voices.setdefault(path.parent.name, []).append(path)
+    return {lang: files for lang, files in voices.items() if len(files) >= 5}
+
+
+def render_voices(seconds: float, rng: np.random.Generator, voices: dict[str, list[Path]]) -> tuple[np.ndarray, dict]:
+    """Recorded words of one language (one speaker's set) in random order with pauses (mono)."""
+    if not voices:
+        raise CorpusError("no recorded voices: the ktuberling-data package holds none at the needed quality")
+    language = str(rng.choice(sorted(voices)))
+    files = voices[language]
+    pieces, words, total = [], [], 0
+    while total < (seconds + 0.5) * SAMPLE_RATE:
+        path = files[int(rng.integers(len(files)))]
+        x = read_48k(path).mean(axis=0, keepdims=True)
+        pause = np.zeros((1, int(rng.uniform(0.1, 0.4) * SAMPLE_RATE)), dtype=np.float32)
+        pieces += [x, pause]
+        words.append(path.stem)
+        total += x.shape[1] + pause.shape[1]
+    return np.concatenate(pieces, axis=1), {"language": language, "words": words}
+
+
 def mix_speech_music(speech: np.ndarray, music: np.ndarray, snr_db: float) -> np.ndarray:
     """Speech (centred) over music at a speech-to-music RMS ratio in dB; both the same length."""
     s = to_stereo(speech[:1])
@@ -597,7 +632,7 @@ def plan_corpus(counts: dict[str, int], seed: int, sonic_pi_files: list[str]) ->
     for name in chosen:
         cid = f"sonicpi_{Path(name).stem}"
         specs.append(ClipSpec(cid, "sonic-pi", _seed(seed, cid), {"file": name}))
-    for kind in ("drums", "music", "speech"):
+    for kind in ("drums", "music", "speech", "voices"):
         for i in range(counts.get(kind, 0)):
             cid = f"{kind}_{i:04d}"
             specs.append(ClipSpec(cid, kind, _seed(seed, cid)))
@@ -612,7 +647,7 @@ def plan_corpus(counts: dict[str, int], seed: int, sonic_pi_files: list[str]) ->
     return specs
 
 
-DEFAULT_COUNTS = {"sonic-pi": 70, "drums": 50, "music": 75, "speech": 45, "mixture": 35}
+DEFAULT_COUNTS = {"sonic-pi": 70, "drums": 50, "music": 75, "speech": 45, "mixture": 35, "voices": 0}
 MANIFEST_FIELDS = ["clip_id", "kind", "path", "seconds", "channels", "sample_rate", "licence", "params"]
 
 
@@ -625,6 +660,7 @@ class Sources:
     kits: list[DrumKit] = field(default_factory=list)
     soundfonts: list[Path] = field(default_factory=list)
     scores: list[str] = field(default_factory=list)
+    voices: dict[str, list[Path]] = field(default_factory=dict)
     bank: SampleBank = field(default_factory=SampleBank)
 
     @classmethod
@@ -640,6 +676,8 @@ class Sources:
         if "music" in kinds:
             src.soundfonts = [fetch_debian_package(p, cache_dir) for p in soundfonts]
             src.scores = _score_paths()
+        if "voices" in kinds:
+            src.voices = voice_files(fetch_debian_package("ktuberling-data", cache_dir))
         return src
 
 
@@ -662,6 +700,9 @@ def render_clip(spec: ClipSpec, sources: Sources, out_dir: Path, seconds: float)
     elif spec.kind == "speech":
         x, meta = render_speech(seconds, rng)
         licence = LICENCES["speech"]
+    elif spec.kind == "voices":
+        x, meta = render_voices(seconds, rng, sources.voices)
+        licence = LICENCES["voices"]
     elif spec.kind == "mixture":
         speech = read_48k(out_dir / f"speech/{spec.params['speech']}.flac")
         music_kind = spec.params["music"].split("_")[0].replace("sonicpi", "sonic-pi")
