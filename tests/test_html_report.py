@@ -106,6 +106,7 @@ def test_score_html_page_for_one_pair(tmp_path, capsys):
     assert cli_main(["score", str(ref), str(deg), "--model", str(model), "--no-cache", "--html", str(page)]) == 0
     text = page.read_text()
     assert "Quality over time" in text and "tiny-test" in text and "22 windows" in text  # 1 s windows, 0.5 s hop
+    assert "level of the degraded signal" in text and "dB re the reference, aligned before scoring" in text
     assert (tmp_path / "pages" / "pair.png").is_file()
     result = assert_page_loads(page, tmp_path / "pair_page.png", images=1, players=2)
     assert [a["src"] for a in result["audio"]][0].startswith("../../")  # relative links to the inputs

@@ -69,6 +69,12 @@ def pair_page(path: str | os.PathLike, item_id: str, result, reference: Path | N
         facts.append(["quality (higher is better)", _num(result.quality, 2)])
     if result.delay_s is not None:
         facts.append(["delay of the degraded signal", f"{result.delay_s * 1000:.2f} ms"])
+    if result.level_db is not None:
+        facts.append(["level of the degraded signal", f"{result.level_db:+.2f} dB re the reference"
+                      + (", aligned before scoring" if result.level_aligned else "")])
+    if result.mode == "nmr":
+        facts.append(["reference", "none: non-matching reference (NMR) against a bank of clean audio"
+                      + (", through the model's NMR head" if result.nmr_head else "")])
     facts.append(["duration", f"{result.duration_s:.2f} s, {len(result.windows)} windows"])
     body = [f"<h1>deepaq score: {H.esc(item_id)}</h1>",
             H.table(["signal", "file", "listen"], players, text_columns=2),
