@@ -18,6 +18,7 @@ from deepaq.errors import ConfigError
 
 
 def _manifests(datasets: list[Path]):
+    """The folders' manifests as one frame, with each item's file path and a per-folder clip key."""
     import pandas as pd
 
     from deepaq.data.manifest import read_manifest
