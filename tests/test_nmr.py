@@ -94,3 +94,18 @@ def test_shipped_model_scores_nmr_with_its_default_bank(visqol_testdata):
     a = scorer.score(degraded=(clean, sr), nmr_bank="default")
     b = scorer.score(degraded=(low, sr), nmr_bank="default")
     assert a.mode == b.mode == "nmr" and a.quality is not None and 0 <= b.quality < a.quality <= 100
+
+
+def test_deepaq_nmr_metric_reads_the_degraded_file_alone(tmp_path, visqol_testdata):
+    """`deepaq_nmr` in the evaluation: the stimulus' reference is not read, the bank is named in
+    the version (the cache key), and the score is the Scorer's NMR distance."""
+    from deepaq.evaluation.metrics import MetricSpec, build_metric
+
+    folder = save_tiny_model(tmp_path / "m")
+    ref, sr = excerpt(visqol_testdata / "guitar48_stereo.wav", 2.0)
+    bank_file = Scorer(folder, cache_dir=False).make_bank([(ref, sr)], names=["ref"]).save(tmp_path / "bank.safetensors")
+    metric = build_metric(MetricSpec("deepaq_nmr", {"model": str(folder), "nmr_bank": str(bank_file)}))
+    deg = visqol_testdata / "guitar48_stereo_64kbps_aac.wav"
+    a = metric.score(reference=visqol_testdata / "guitar48_stereo.wav", degraded=deg)
+    b = metric.score(reference=visqol_testdata / "sopr48_stereo.wav", degraded=deg)
+    assert a == b > 0 and metric.direction == "lower" and "NMR against bank" in metric.version
