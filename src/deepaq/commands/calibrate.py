@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from deepaq.scoring.results import ScoreResult
 
     if (args.listening is None) == (args.dataset is None):
-        raise ConfigError("give a listening-test CSV or --dataset, not both")
+        raise ConfigError("give one of a listening-test CSV and --dataset")
     if args.dataset is not None:
         fields, rows = _dataset_rows(args)
     else:

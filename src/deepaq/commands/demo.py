@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out
     (out / "versions").mkdir(parents=True, exist_ok=True)
     scorer, why = _scorer(args.model)
-    nmr = scorer is not None and scorer.model_folder is not None and (scorer.model_folder / "bank.safetensors").is_file()
+    nmr = scorer is not None and _has_default_bank(scorer)
     shift = np.zeros((clean.shape[0], int(DEMO_DELAY_S * SAMPLE_RATE)), dtype=np.float32)
     rows: list[Row] = []
     for codec, setting in tqdm(conditions, desc="demo", unit="version"):
@@ -131,6 +131,17 @@ def _scorer(model: str | None):
         return Scorer(model or DEFAULT_MODEL, cache_dir=False), ""
     except ModelError as exc:
         return None, str(exc)
+
+
+def _has_default_bank(scorer) -> bool:
+    """Whether the model ships a default NMR bank (then each version is also scored without the original)."""
+    from deepaq.errors import ConfigError
+
+    try:
+        scorer.load_bank("default")
+    except ConfigError:
+        return False
+    return True
 
 
 def _bandwidth_khz(x) -> float:

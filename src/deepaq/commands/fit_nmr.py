@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bank-weight", type=float, default=0.5,
                         help="extra weight of the mean distance to the bank beside the fitted head (default 0.5)")
     parser.add_argument("--max-items", type=int, default=12000,
-                        help="training items drawn at random (seed 0) from the train split (default 12000)")
+                        help="training items drawn at random from the train split (default 12000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of that draw (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     report = fit_model_nmr(args.model, [Path(p) for p in args.data.split(",") if p],
                            bank_split=args.bank_split, bank_size=args.bank_size,
                            groups=tuple(g.strip() for g in args.groups.split(",") if g.strip()),
-                           ridge=args.ridge, bank_weight=args.bank_weight, max_items=args.max_items)
+                           ridge=args.ridge, bank_weight=args.bank_weight, max_items=args.max_items,
+                           seed=args.seed)
     for key, value in report.items():
         print(f"{key}: {value}", file=sys.stderr)
     return 0

@@ -145,24 +145,33 @@ def read_teacher_labels(root: str | Path) -> dict[str, dict[str, float]]:
     return labels
 
 
-def teacher_pairs(roots: list[Path], label: str, split: str) -> list[tuple[str, Path, Path, float]]:
-    """`(item_id, clean item, item, label value)` of every labelled item of `split` in the
-    dataset folders `roots` (clean items too, against themselves); an item_id in several
-    folders (a clip's clean item) once."""
+def clean_pairs(roots: list[Path], split: str) -> list[tuple[str, Path, Path]]:
+    """`(item_id, clean item, item)` of every item of `split` in the dataset folders `roots`
+    whose clip has a clean item (clean items too, against themselves), in folder and manifest
+    order; an item_id in several folders (a clip's clean item) once."""
     from deepaq.data.manifest import read_manifest
 
-    pairs: dict[str, tuple[str, Path, Path, float]] = {}
+    pairs: dict[str, tuple[str, Path, Path]] = {}
     for root in map(Path, roots):
         frame = read_manifest(root)
-        labels = read_teacher_labels(root)
         clean = {c: root / p for c, p, f in zip(frame["clip_id"], frame["path"], frame["family"]) if f == "clean"}
         for item, clip, path, item_split in zip(frame["item_id"], frame["clip_id"], frame["path"], frame["split"]):
-            value = labels.get(item, {}).get(label, math.nan)
-            if item_split == split and clip in clean and math.isfinite(value):
-                pairs.setdefault(item, (item, clean[clip], root / path, value))
+            if item_split == split and clip in clean:
+                pairs.setdefault(item, (item, clean[clip], root / path))
+    return list(pairs.values())
+
+
+def teacher_pairs(roots: list[Path], label: str, split: str) -> list[tuple[str, Path, Path, float]]:
+    """`clean_pairs` of the items that have a `label` from a teacher, with its value."""
+    labels: dict[str, dict[str, float]] = {}
+    for root in roots:
+        labels.update(read_teacher_labels(root))
+    pairs = [(item, clean, path, labels.get(item, {}).get(label, math.nan))
+             for item, clean, path in clean_pairs(roots, split)]
+    pairs = [p for p in pairs if math.isfinite(p[3])]
     if not pairs:
         raise ConfigError(f"no items of split {split!r} with a {label!r} label in {', '.join(map(str, roots))}")
-    return list(pairs.values())
+    return pairs
 
 
 def _read(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:

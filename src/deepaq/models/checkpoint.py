@@ -120,7 +120,9 @@ def resolve_model_folder(name_or_path: str | Path) -> Path:
     raise ModelError(f"{name_or_path}: no such model folder or shipped model (shipped: {known})")
 
 
-NOT_WEIGHTS = ("bank.safetensors", "nmr_head.safetensors")  # NMR files beside the weights: no embedding depends on them
+# the NMR bank and head beside the weights (deepaq.scoring.bank.BANK_FILE, deepaq.models.nmr_head.FILE_NAME):
+# no embedding depends on them
+NOT_WEIGHTS = ("bank.safetensors", "nmr_head.safetensors")
 
 
 def weights_hash(folder: str | Path) -> str:

@@ -27,6 +27,7 @@ import numpy as np
 from deepaq.errors import ConfigError
 
 FORMAT = "deepaq-embedding-bank"
+BANK_FILE = "bank.safetensors"  # a model's default NMR bank, beside its weights
 
 
 @dataclass

@@ -38,7 +38,7 @@ from deepaq.cache import EmbeddingCache, default_cache_dir, window_key
 from deepaq.errors import AudioError, ConfigError, DeepaqError
 from deepaq.mapping import Mapping
 from deepaq.models.distance import model_distance
-from deepaq.scoring.bank import EmbeddingBank
+from deepaq.scoring.bank import BANK_FILE, EmbeddingBank
 from deepaq.scoring.results import FULL_REFERENCE, NMR, Embedding, ScoreResult, WindowScore
 from deepaq.scoring.sources import STREAM_ABOVE_S, aligned_chunks, audio_chunks, source_name
 from deepaq.scoring.windows import Windower, WindowSpec
@@ -204,9 +204,9 @@ class Scorer:
         key = str(spec)
         if key not in self._banks:
             if key == "default":
-                path = self.model_folder / "bank.safetensors" if self.model_folder else None
+                path = self.model_folder / BANK_FILE if self.model_folder else None
                 if path is None or not path.is_file():
-                    raise ConfigError(f"model {self.model_id} ships no default NMR bank (bank.safetensors)")
+                    raise ConfigError(f"model {self.model_id} ships no default NMR bank ({BANK_FILE})")
                 bank = EmbeddingBank.load(path)
             elif Path(spec).is_dir():
                 files = list_audio(spec)
