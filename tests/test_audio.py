@@ -147,6 +147,15 @@ def test_nan_and_inf(tmp_path, bad):
         load_audio((x, SR))
 
 
+def test_absurd_peak_is_refused_before_resampling_overflows():
+    # 2.2e38 resampled 8 -> 48 kHz in float32 used to come back as NaN
+    x = np.array([2.2146258e38], np.float32)
+    with pytest.raises(AudioError, match=r"<array>: peak sample 2.21e\+38 is beyond"):
+        load_audio((x, 8000), sample_rate=48000, mono=False)
+    y, _ = load_audio((np.full((1, 800), 3000.0, np.float32), 8000), sample_rate=16000)
+    assert np.isfinite(y).all()
+
+
 def test_sample_rate_below_8k(tmp_path):
     with pytest.raises(AudioError, match=r"bad\.wav: sample rate 4000 Hz is below the minimum 8000 Hz"):
         read_audio(_wav(tmp_path, _tone(sr=4000), sr=4000))

@@ -21,6 +21,9 @@ MIN_SAMPLE_RATE = 8000
 MAX_SAMPLE_RATE = 768000
 # A signal whose peak stays below this (about -120 dBFS) counts as silent.
 SILENCE_PEAK = 1e-6
+# Full scale is 1.0; a peak beyond this (+120 dB) is not audio in that convention, and
+# filtering it (resampling, downmixing) in float32 could overflow to infinity.
+MAX_PEAK = 1e6
 
 
 def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
@@ -110,6 +113,8 @@ def validate_audio(
     peak = max(float(arr.max()), -float(arr.min()))  # NaN propagates; two passes, no temporaries
     if not math.isfinite(peak):
         raise AudioError(source, "contains NaN or infinite samples")
+    if peak > MAX_PEAK:
+        raise AudioError(source, f"peak sample {peak:.3g} is beyond {MAX_PEAK:g} (full scale is 1.0): not float audio")
     seconds = arr.shape[1] / sample_rate
     if seconds < min_seconds:
         raise AudioError(source, f"is {seconds:.3f} s long; at least {min_seconds:g} s are needed")
