@@ -22,7 +22,7 @@ from deepaq.codecs import degrade
 
 ASSET = Path(__file__).resolve().parents[1] / "src" / "deepaq" / "assets" / "loop_compus.flac"
 HAS_TORCH = importlib.util.find_spec("torch") is not None
-HEAVY = ("torch", "transformers", "peft", "matplotlib", "pandas", "numba", "ray", "deepaq.models.hf")
+HEAVY = ("torch", "transformers", "peft", "matplotlib", "pandas", "ray", "deepaq.models.hf")
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -320,3 +320,53 @@ def test_level_is_reported_and_aligned_by_default(model_dir, visqol_testdata):
     assert aligned.level_db == pytest.approx(-6.0, abs=0.01) and aligned.level_aligned
     assert as_is.level_db == pytest.approx(-6.0, abs=0.01) and not as_is.level_aligned
     assert aligned.distance < 1e-3 < as_is.distance
+
+
+# ---- fusion with the 2f-model ------------------------------------------------------------
+
+def test_fusion_mixes_the_mapped_distance_with_the_2f_model(model_dir, tmp_path, visqol_testdata):
+    """A model folder with fusion.json: quality = (1 - w) * mapped distance + w * 2f MMS of the
+    aligned pair; `fusion=False` or no mapping leaves the network alone."""
+    from deepaq.baselines.peaq.core import evaluate_2f
+    from deepaq.scoring.fusion import Fusion
+
+    folder = save_tiny_model(tmp_path / "fused")
+    fit_mapping([0.0, 0.1, 0.2, 0.4, 0.8], [100.0, 80.0, 60.0, 40.0, 20.0], kind="cubic").save(folder / "mapping.json")
+    Fusion(0.25).save(folder / "fusion.json")
+    ref, sr = excerpt(visqol_testdata / "guitar48_stereo.wav", 4.0)
+    deg = np.clip(ref * 4.0, -0.3, 0.3)  # clipped: the 2f-model hears it
+    fused = Scorer(folder, cache_dir=False).score(reference=(ref, sr), degraded=(deg, sr))
+    alone = Scorer(folder, cache_dir=False, fusion=False).score(reference=(ref, sr), degraded=(deg, sr))
+    assert alone.mms_2f is None and alone.quality == alone.model_quality == pytest.approx(fused.model_quality)
+    assert fused.quality == pytest.approx(0.75 * fused.model_quality + 0.25 * fused.mms_2f)
+    assert fused.mms_2f < 90.0
+    # the meter reads the pair the network scores: mono, level aligned, at 48 kHz
+    mono_ref, mono_deg = ref.mean(0, keepdims=True), deg.mean(0, keepdims=True)
+    gain = 10 ** (-fused.level_db / 20)
+    assert fused.mms_2f == pytest.approx(evaluate_2f(mono_ref, mono_deg * gain), abs=0.5)
+    assert [w.quality for w in fused.windows] == [w.quality for w in alone.windows]  # windows: the network's
+    assert Scorer(folder, cache_dir=False, mapping=False).fusion is None
+    (folder / "fusion.json").write_text('{"twof_weight": 2}')
+    with pytest.raises(ConfigError, match="fusion.json"):
+        Scorer(folder, cache_dir=False)
+
+
+def test_long_pairs_are_measured_in_segments(monkeypatch, visqol_testdata):
+    """Past SEGMENT_S the 2f MMS is the duration-weighted mean over segments; a silent
+    segment PEAQ cannot measure is left out, and a pair with none gives None."""
+    from deepaq.baselines.peaq.core import evaluate_2f
+    from deepaq.scoring import fusion
+
+    monkeypatch.setattr(fusion, "SEGMENT_S", 2.0)
+    ref, sr = excerpt(visqol_testdata / "guitar48_stereo.wav", 5.0)
+    ref = ref[:1]
+    deg = (ref + 0.01 * np.random.default_rng(0).standard_normal(ref.shape)).astype(np.float32)
+    meter = fusion.TwofMeter(sr, "ref")
+    for a in range(0, ref.shape[1], 30_000):  # chunks that straddle the segments
+        meter.add(np.concatenate([ref[:, a:a + 30_000], deg[:, a:a + 30_000]]))
+    n = 2 * sr
+    parts = [(evaluate_2f(ref[:, a:a + n], deg[:, a:a + n]), min(n, ref.shape[1] - a)) for a in (0, n, 2 * n)]
+    assert meter.mms() == pytest.approx(sum(s * k for s, k in parts) / sum(k for _, k in parts))
+    silent = fusion.TwofMeter(sr, "quiet")
+    silent.add(np.zeros((2, 3 * sr), np.float32))
+    assert silent.mms() is None

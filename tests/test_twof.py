@@ -47,3 +47,17 @@ def test_peaq_result_carries_the_2f_score():
     r = peaq(reference=data / "moonlight_ref.flac", degraded=data / "moonlight_lp7k.flac")
     assert r.mms_2f == pytest.approx(mms_2f(r.movs["AvgModDiff1B"], r.movs["ADBB"]), abs=1e-12)
     assert r.mms_2f == pytest.approx(76.637, abs=0.01)  # from PQevalAudio's MOVs for this pair
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_the_2f_only_path_gives_the_same_score(channels):
+    """`evaluate_2f` computes only the two MOVs the 2f-model reads: the same MMS as full PEAQ."""
+    import soundfile as sf
+
+    from deepaq.baselines.peaq.core import evaluate, evaluate_2f
+
+    data = Path(__file__).resolve().parent / "data" / "peaq"
+    ref = sf.read(data / "moonlight_ref.flac", dtype="float32")[0].T[:channels]
+    deg = sf.read(data / "moonlight_lp7k.flac", dtype="float32")[0].T[:channels]
+    assert evaluate_2f(ref, deg) == evaluate(ref, deg).mms_2f
+    assert evaluate_2f(ref, ref) == 100.0

@@ -62,6 +62,13 @@ class Mapping:
             z = _cubic(p, t) if self.kind == "cubic" else _mlp(p, t, self.increasing)
         return z * self.y_scale + self.y_mean
 
+    @property
+    def fingerprint(self) -> str:
+        """12 hex digits of SHA-256 over the mapping's fields (cache keys, reports)."""
+        import hashlib
+
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
         path.write_text(json.dumps(asdict(self), indent=2))

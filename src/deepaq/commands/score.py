@@ -50,7 +50,8 @@ def scorer_options(args: argparse.Namespace, mapping=None) -> dict:
     return dict(model=args.model, device=args.device, mapping=mapping, cache_dir=cache, batch_size=args.batch_size,
                 workers=args.workers, overlap=args.overlap, mono=not args.stereo,
                 max_delay_s=getattr(args, "max_delay", 1.0), backend=args.backend, threads=args.threads,
-                align_level=not getattr(args, "no_level_align", False))
+                align_level=not getattr(args, "no_level_align", False),
+                fusion=not getattr(args, "network_only", False))
 
 
 def make_scorer(args: argparse.Namespace, mapping=None, nmr_bank=None):
@@ -90,6 +91,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-level-align", action="store_true",
                         help="score the degraded file at its own level (default: scaled to the reference's level "
                              "first, as ViSQOL does; the level difference is reported either way)")
+    parser.add_argument("--network-only", action="store_true",
+                        help="quality from the network's distance alone (default: mixed with the 2f-model's "
+                             "MMS of the same pair where the model ships fusion.json; docs/scoring.md)")
     parser.add_argument("--processes", type=int, default=0,
                         help="local engine: worker processes for a batch, each with its own model; 0: one per "
                              f"idle core (by the load average) for batches of {AUTO_PROCESSES_FROM}+ items, "

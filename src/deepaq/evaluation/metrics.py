@@ -246,26 +246,34 @@ def _twof(options: dict) -> PairMetric:
 
 
 class DeepaqDistance:
-    """A DeePAQ model's full-reference embedding distance (lower is better), unmapped.
+    """A DeePAQ model's full-reference score: its embedding distance (lower is better),
+    unmapped, or for a model that ships a fusion (`deepaq.scoring.fusion`) its `quality`
+    (higher is better), which needs the model's own mapping.
 
-    The evaluation fits its own mappings, so the model's shipped mapping is not applied.
+    The evaluation fits its own mappings on top; a plain distance is left unmapped.
     """
 
     def __init__(self, model: str | None = None, **options):
         from deepaq.scoring import DEFAULT_MODEL, Scorer
 
-        self.scorer = Scorer(model or DEFAULT_MODEL, mapping=False, **options)
+        self.scorer = Scorer(model or DEFAULT_MODEL, **options)
+        self.fused = self.scorer.fusion is not None
         self.sample_rate = self.scorer.sample_rate
         level = "level aligned" if self.scorer.align_level else "level as it is"
+        what = (f"quality mixed with the 2f-model (weight {self.scorer.fusion.twof_weight:g}, mapping "
+                f"{self.scorer.mapping.fingerprint})" if self.fused else "full-reference distance")
         self.version = (f"{self.scorer.model_id} {self.scorer.model_version} ({self.scorer.weights_hash}), "
-                        f"full-reference distance, {level}")
+                        f"{what}, {level}")
 
     def score(self, *, reference, degraded) -> float:
-        return float(self.scorer.score(reference=reference, degraded=degraded).distance)
+        result = self.scorer.score(reference=reference, degraded=degraded)
+        return float(result.quality if self.fused else result.distance)
 
 
 def _deepaq(options: dict) -> PairMetric:
     impl = DeepaqDistance(**options)
+    if impl.fused:
+        return PairMetric("deepaq", "higher", (0.0, 100.0), impl.sample_rate, impl.version, impl)
     return PairMetric("deepaq", "lower", (0.0, float("inf")), impl.sample_rate, impl.version, impl)
 
 

@@ -22,7 +22,7 @@ from deepaq.scoring.scorer import ScoreJob
 from deepaq.scoring.sources import source_name
 
 COLUMNS = ["id", "reference", "degraded", "mode", "distance", "distance_direction", "quality",
-           "quality_direction", "model", "version", "sample_rate", "duration_s", "delay_s", "level_db", "error"]
+           "quality_direction", "model_quality", "mms_2f", "model", "version", "sample_rate", "duration_s", "delay_s", "level_db", "error"]
 FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
 
 
@@ -37,6 +37,7 @@ def result_row(job: ScoreJob, outcome: ScoreResult | DeepaqError, reference_labe
         row.update(mode=outcome.mode, distance=clean_float(outcome.distance),
                    distance_direction=outcome.distance_direction, quality=clean_float(outcome.quality),
                    quality_direction=outcome.quality_direction if outcome.quality is not None else None,
+                   model_quality=clean_float(outcome.model_quality), mms_2f=clean_float(outcome.mms_2f),
                    model=outcome.model_id, version=outcome.model_version, sample_rate=outcome.sample_rate,
                    duration_s=round(outcome.duration_s, 6), delay_s=clean_float(outcome.delay_s),
                    level_db=None if outcome.level_db is None else round(outcome.level_db, 3))
@@ -57,7 +58,10 @@ def format_text(job: ScoreJob, result: ScoreResult, reference_label: str | None 
         how = "the model's NMR head: full-reference distance predicted" if result.nmr_head else "mean distance"
         lines.append(f"reference  none: NMR against bank {reference_label!r}, {len(result.reference_distances or {})} "
                      f"clean references of other content ({how})")
-    if result.quality is not None:
+    if result.mms_2f is not None:
+        lines.append(f"quality    {result.quality:.3f}  ({result.quality_direction}; the network's "
+                     f"{result.model_quality:.3f} mixed with the 2f-model's {result.mms_2f:.3f})")
+    elif result.quality is not None:
         lines.append(f"quality    {result.quality:.3f}  ({result.quality_direction}, mapped from the distance)")
     lines.append(f"distance   {result.distance:.4f}  ({result.distance_direction})")
     if result.delay_samples is not None:

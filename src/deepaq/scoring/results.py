@@ -29,7 +29,9 @@ class ScoreResult:
     """The score of one degraded signal.
 
     `distance` is the DeePAQ embedding distance (lower is better), pooled over windows;
-    `quality` is the mapped subjective score (higher is better) when a mapping is in use.
+    `quality` is the mapped subjective score (higher is better) when a mapping is in use; for
+    a model that ships a fusion (`deepaq.scoring.fusion`) it mixes `model_quality` (the mapped
+    distance) with `mms_2f` (the 2f-model's MMS of the same pair), else it is `model_quality`.
     In NMR mode `reference_distances` holds the distance to each clean reference; `distance`
     is their mean.
     """
@@ -44,6 +46,8 @@ class ScoreResult:
     delay_samples: int | None = None
     level_db: float | None = None  # degraded level re the reference, dB (full reference)
     level_aligned: bool = False  # whether the degraded signal was scaled by -level_db before scoring
+    model_quality: float | None = None  # the mapped distance alone
+    mms_2f: float | None = None  # the 2f-model's MMS of the pair, when the quality reads it
     nmr_head: bool = False  # NMR: the distance is the model's NMR head's prediction, not the mean over the bank
     windows: list[WindowScore] = field(default_factory=list)
     reference_distances: dict[str, float] | None = None

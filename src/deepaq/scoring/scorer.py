@@ -19,6 +19,11 @@ their weighted mean, on the full-reference scale; without a head it is the mean 
 references, as in the paper.
 
 With `mono=False` each channel is embedded on its own and channel distances are averaged.
+
+A model that ships `fusion.json` (`deepaq.scoring.fusion`) reports as its full-reference
+`quality` the mean of its mapped distance and the 2f-model's MMS of the same aligned pair,
+weighted as the file says; `model_quality` and `mms_2f` keep both parts, and window
+qualities are the network's alone.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ from deepaq.errors import AudioError, ConfigError, DeepaqError
 from deepaq.mapping import Mapping
 from deepaq.models.distance import model_distance
 from deepaq.scoring.bank import BANK_FILE, EmbeddingBank
+from deepaq.scoring.fusion import FILE_NAME as FUSION_FILE
+from deepaq.scoring.fusion import Fusion, TwofMeter
 from deepaq.scoring.results import FULL_REFERENCE, NMR, Embedding, ScoreResult, WindowScore
 from deepaq.scoring.sources import STREAM_ABOVE_S, aligned_chunks, audio_chunks, source_name
 from deepaq.scoring.windows import Windower, WindowSpec
@@ -87,13 +94,16 @@ class Scorer:
     `align_level`: scale the degraded signal to the reference's level before scoring (full
     reference; the default, chosen on the listening tests: docs/scoring.md); either way each
     result reports the level difference (`level_db`).
+    `fusion`: mix the 2f-model's MMS into the full-reference quality as the model folder's
+    `fusion.json` says (when it ships one and a mapping is in use); False: the network alone.
     """
 
     def __init__(self, model: Any = DEFAULT_MODEL, *, device: str = "cpu", mapping: Any = None,
                  cache_dir: str | os.PathLike | None | bool = None, batch_size: int = 8, workers: int = 0,
                  overlap: float | None = None, mono: bool = True, max_delay_s: float = 1.0, min_seconds: float = 1.0,
                  nmr_bank: Any = None, stream_above_s: float = STREAM_ABOVE_S, keep_memory: bool = True,
-                 backend: str = "auto", threads: int | None = None, align_level: bool = True):
+                 backend: str = "auto", threads: int | None = None, align_level: bool = True,
+                 fusion: bool = True):
         from deepaq.memory import keep_freed_memory
         from deepaq.models.checkpoint import weights_hash
         from deepaq.threads import set_threads
@@ -119,6 +129,7 @@ class Scorer:
         self.workers = max(0, int(workers))
         self.stream_above_s = stream_above_s
         self.mapping = self._resolve_mapping(mapping)
+        self.fusion = _load_fusion(self.model_folder) if fusion and self.mapping is not None else None
         folder = default_cache_dir() if cache_dir is None else (None if cache_dir is False else cache_dir)
         self.cache = EmbeddingCache(folder)
         self.weights_hash = "unsaved" if self.model_folder is None else weights_hash(self.model_folder)
@@ -298,6 +309,10 @@ class Scorer:
         per_batch = self._windows_per_batch(first.shape[0])
         windower = Windower(self.spec, source_name(job.degraded))
         per_window: list[np.ndarray] = []
+        meter = None
+        if bank is None and self.fusion is not None:
+            meter = TwofMeter(self.sample_rate, source_name(job.reference))
+            chunks = _tap(chunks, meter.add)
         if bank is None:  # full reference: channels are [reference..., degraded...]
             for batch in windower.batches(chunks, per_batch):
                 e = self._embed_batch(batch)
@@ -322,10 +337,14 @@ class Scorer:
             by_reference = {n: float(v) for n, v in zip(bank.names, pooled)}
             window_d = np.concatenate(predicted) if predicted else values.mean(axis=1)
             distance = float(weights @ window_d / weights.sum())
+        model_quality = self._map(distance)
+        mms = None if meter is None else meter.mms()
         return ScoreResult(
             mode=FULL_REFERENCE if bank is None else NMR,
             distance=distance,
-            quality=self._map(distance),
+            quality=model_quality if mms is None else self.fusion.combine(model_quality, mms),
+            model_quality=model_quality,
+            mms_2f=mms,
             model_id=self.model_id,
             model_version=self.model_version,
             sample_rate=self.sample_rate,
@@ -371,6 +390,19 @@ def load_engine(model: Any, backend: str = "auto", device: str = "cpu") -> tuple
     from deepaq.models import load_model
 
     return load_model(folder, device=device), folder, "torch"
+
+
+def _load_fusion(folder: Path | None) -> Fusion | None:
+    """The model's `fusion.json`, or None."""
+    path = None if folder is None else folder / FUSION_FILE
+    return Fusion.load(path) if path is not None and path.is_file() else None
+
+
+def _tap(chunks: Iterator[np.ndarray], see) -> Iterator[np.ndarray]:
+    """The same chunks, each shown to `see` first."""
+    for chunk in chunks:
+        see(chunk)
+        yield chunk
 
 
 def _load_nmr_head(folder: Path | None):

@@ -14,8 +14,8 @@ from deepaq.errors import DeepaqError
 
 try:
     from numba import njit
-except ImportError as exc:  # numba comes with the [baselines] extra
-    raise DeepaqError("PEAQ needs numba: pip install 'deepaq[baselines]'") from exc
+except ImportError as exc:
+    raise DeepaqError("PEAQ needs numba (a dependency of deepaq): pip install numba") from exc
 
 
 @njit(cache=True)
