@@ -18,8 +18,9 @@ so an interrupted run resumes.
 Speed: one 10 s stereo 48 kHz pair read from WAV files, decode to score (Scorer.score with
 the cache off, alignment included; ViSQOL's `score` on the same files), median of repeats
 after one warm-up, each metric in its own process so its peak memory (max RSS) is its own.
-Prints x real time and the ratio against ViSQOL measured in the same run; the row
-`deepaq-rel` is the same Scorer with `keep_memory=False` (deepaq.memory), to show what the
+Prints x real time and the ratio against ViSQOL measured in the same run; `deepaq` is the
+shipped full-reference quality (the network and, where the model ships `fusion.json`, the
+2f-model on the same pair), `deepaq-net` the network alone; the row `deepaq-rel` is the same Scorer with `keep_memory=False` (deepaq.memory), to show what the
 memory policy is worth; `deepaq-nmr` scores the degraded file alone against the model's
 default NMR bank (head included), and its time per item is printed against full reference.
 """
@@ -120,8 +121,14 @@ def score_pairs(pairs: list[dict], metrics: list[str], model: str, cache: ScoreC
         from deepaq.scoring import Scorer
 
         scorer = Scorer(model, cache_dir=False)
-        keys["deepaq"] = f"deepaq:{scorer.weights_hash}:{'level-aligned' if scorer.align_level else 'level-as-is'}"
-        scorers["deepaq"] = lambda p: -scorer.score(reference=p["reference"], degraded=p["degraded"]).distance
+        level = "level-aligned" if scorer.align_level else "level-as-is"
+        if scorer.fusion is None:  # the network's distance, negated so that higher is better
+            keys["deepaq"] = f"deepaq:{scorer.weights_hash}:{level}"
+            scorers["deepaq"] = lambda p: -scorer.score(reference=p["reference"], degraded=p["degraded"]).distance
+        else:  # the quality that mixes in the 2f-model
+            keys["deepaq"] = (f"deepaq:{scorer.weights_hash}:{level}:fused-{scorer.fusion.twof_weight:g}-"
+                              f"{scorer.mapping.fingerprint}")
+            scorers["deepaq"] = lambda p: scorer.score(reference=p["reference"], degraded=p["degraded"]).quality
     if "visqol" in metrics:
         from deepaq.baselines.visqol import VisqolV3
 
@@ -201,7 +208,7 @@ def accuracy_table(pairs: list[dict], keys: dict[str, str], cache: ScoreCache) -
 # ---------------------------------------------------------------- speed
 
 
-SPEED_METRICS = ["deepaq", "deepaq-rel", "deepaq-nmr", "visqol"]
+SPEED_METRICS = ["deepaq", "deepaq-net", "deepaq-rel", "deepaq-nmr", "visqol"]
 
 
 def speed_pairs(data: Path, folder: Path, n: int) -> list[tuple[Path, Path]]:
@@ -244,7 +251,7 @@ def speed_worker(metric: str, model: str, pairs: list[tuple[str, str]], repeats:
     if metric.startswith("deepaq"):
         from deepaq.scoring import Scorer
 
-        scorer = Scorer(model, cache_dir=False, keep_memory=metric != "deepaq-rel")
+        scorer = Scorer(model, cache_dir=False, keep_memory=metric != "deepaq-rel", fusion=metric != "deepaq-net")
         if metric == "deepaq-nmr":  # the degraded file alone, against the model's default bank
             fn = lambda r, d: scorer.score(degraded=d, nmr_bank="default")  # noqa: E731
         else:
@@ -276,7 +283,8 @@ def speed_table(data: Path, model: str, folder: Path, n: int, repeats: int) -> N
     for metric, r in results.items():
         print(f"{metric:<10}{r['seconds']:10.4f}{10 / r['seconds']:13.1f}{r['peak_mb']:10.0f}{base / r['seconds']:10.1f}x")
     print(f"(torch threads {results['deepaq']['torch_threads']}; peak MB = max RSS of the process that scored; "
-          "deepaq-rel: Scorer(keep_memory=False), freed memory goes back to the OS; deepaq-nmr: the degraded file "
+          "deepaq: the shipped quality (network + 2f-model where the model ships fusion.json); deepaq-net: the "
+          "network alone (fusion=False); deepaq-rel: Scorer(keep_memory=False), freed memory goes back to the OS; deepaq-nmr: the degraded file "
           "alone against the default NMR bank)")
     print(f"NMR / full reference time per item: {results['deepaq-nmr']['seconds'] / results['deepaq']['seconds']:.2f}x")
 

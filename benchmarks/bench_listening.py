@@ -1,4 +1,5 @@
-"""Agreement with real listeners: deepaq models beside ViSQOL, PEAQ ODG, the 2f-model (and HAAQI).
+"""Agreement with real listeners: deepaq models beside ViSQOL, PEAQ ODG, the 2f-model (PESQ-WB on
+speech tests; and HAAQI).
 
 For every listening test in ../shared/data/listening_tests (or the manifests given), in one
 run: per-stimulus Spearman (SRCC) and Pearson after a cross-validated monotone mapping (folds
@@ -9,6 +10,12 @@ only scores what is new.
     python benchmarks/bench_listening.py                                  # shipped model + baselines
     python benchmarks/bench_listening.py --model new=work/runs/x/checkpoints/best --haaqi
     python benchmarks/bench_listening.py --tests a/manifest.csv,b/manifest.csv --no-anchors
+    python benchmarks/bench_listening.py --model w4=FOLDER4 --model w6=FOLDER6 --loto w4,w6
+    python benchmarks/bench_fusion.sh                     # the shipped fusion weight: 3 seeds x 7 weights
+
+`--loto` chooses among candidate models by leave one test out: for each test, the candidate
+with the best mean SRCC on the other tests, scored on the held-out test. A candidate may name
+several models `NAME/SEED` (`--model w6/s0=... --model w6/s1=... --loto w4,w6`): their mean counts.
 
 For deepaq models that ship a quality mapping (mapping.json), the last column is the RMSE of
 that `quality` (0-100) against the listeners' mean scores, with no refit on the test.
@@ -26,6 +33,7 @@ import numpy as np
 
 SHARED_TESTS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "listening_tests"
 BASELINES = ("visqol", "peaq", "twof")
+SPEECH_TESTS = {"icpr"}  # PESQ-WB (ITU-T P.862.2) is a baseline there too
 
 
 def _tests(arg: str | None) -> list[Path]:
@@ -128,15 +136,36 @@ def cv_selection(points: dict[str, dict[str, tuple]], candidates: list[str], oth
     return summary
 
 
+def loto_selection(rows: list[dict], candidates: list[str]) -> dict[str, tuple[str, list[float]]]:
+    """Leave one test out: for each test, the candidate with the best mean SRCC on the other
+    tests, and that candidate's SRCC on the held-out test. A candidate is a model name, or a
+    prefix naming several models `NAME/...` (e.g. one per training seed), scored by their mean."""
+    srcc: dict[tuple[str, str], list[float]] = {}
+    for r in rows:
+        for c in candidates:
+            if r["metric"] == c or r["metric"].startswith(c + "/"):
+                srcc.setdefault((r["test"], c), []).append(r["srcc"]["value"])
+    tests = list(dict.fromkeys(r["test"] for r in rows))
+    out = {}
+    for held in tests:
+        others = [t for t in tests if t != held]
+        pick = max(candidates, key=lambda c: np.mean([np.mean(srcc[(t, c)]) for t in others]))
+        out[held] = (pick, srcc[(held, pick)])
+    return out
+
+
 def _quality_rmse(model: str | None, result, stimuli) -> float | None:
     """RMSE against the listeners of the `quality` the model's own shipped mapping gives (no refit)."""
     from deepaq.scoring import DEFAULT_MODEL, Scorer
 
-    mapping = Scorer(model or DEFAULT_MODEL, cache_dir=False).mapping
-    if mapping is None:
+    scorer = Scorer(model or DEFAULT_MODEL, cache_dir=False)
+    if scorer.mapping is None:
         return None
     ok = np.isfinite(result.stimulus_scores)
-    quality = np.array([mapping(d) for d in result.stimulus_scores[ok]])
+    if scorer.fusion is not None:  # the metric's scores are the quality already
+        quality = result.stimulus_scores[ok]
+    else:
+        quality = np.array([scorer.mapping(d) for d in result.stimulus_scores[ok]])
     listeners = np.array([s.score for s in stimuli])[ok]
     return float(np.sqrt(np.mean((quality - listeners) ** 2)))
 
@@ -154,6 +183,8 @@ def main() -> int:
     parser.add_argument("--no-anchors", action="store_true", help="leave out conditions named anchor*")
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--jobs", type=int, default=1, help="worker processes for scoring (default 1)")
+    parser.add_argument("--loto", default=None, metavar="NAME,NAME",
+                        help="candidate models (names of --model) to choose among by leave-one-test-out")
     parser.add_argument("--select", default=None, metavar="NAME,NAME",
                         help="candidate models (names of --model) to choose among with the tests, cross-validated by item")
     args = parser.parse_args()
@@ -169,7 +200,9 @@ def main() -> int:
     rows, points = [], {}
     for manifest in tests:
         print(f"scoring {manifest} ...", file=sys.stderr)
-        test_rows, test_points = evaluate_test(manifest, models, baselines, not args.no_anchors, args.bootstrap, args.jobs)
+        extra = ("pesq_wb",) if manifest.parent.name in SPEECH_TESTS else ()
+        test_rows, test_points = evaluate_test(manifest, models, baselines + extra, not args.no_anchors,
+                                               args.bootstrap, args.jobs)
         rows += test_rows
         points[test_rows[0]["test"]] = test_points
     print("\n| test | n | metric | SRCC [95 % CI] | PCC cv-mapped [95 % CI] | vs best baseline (Williams p) | quality RMSE |")
@@ -187,6 +220,15 @@ def main() -> int:
                    ["srcc"]["value"] for r in mine if r["best_baseline"])
         print(f"\n{name}: SRCC above the best classic metric on {wins} of {len(mine)} tests; "
               f"mean SRCC {np.mean([r['srcc']['value'] for r in mine]):.3f}")
+    if args.loto:
+        picks = loto_selection(rows, args.loto.split(","))
+        print("\nLeave one test out (chosen on the mean SRCC of the other tests, scored on the held-out one):\n")
+        print("| held-out test | chosen | held-out SRCC (mean; each model) | best classic metric there |")
+        print("|---|---|---|---|")
+        for test, (pick, values) in picks.items():
+            best = next(r for r in rows if r["test"] == test and r["metric"] == r["best_baseline"])
+            each = " / ".join(f"{v:.3f}" for v in values)
+            print(f"| {test} | {pick} | {np.mean(values):.3f} ({each}) | {best['metric']} {best['srcc']['value']:.3f} |")
     if args.select:
         candidates = args.select.split(",")
         others = [b for b in baselines if all(b in p for p in points.values())]

@@ -47,6 +47,8 @@ def test_demo_runs_through_the_entry_point(tmp_path):
         # robust orderings only: the model does not separate Opus 24-96 kbps reliably (MODEL_CARD.md)
         assert d["opus 12 kbps"] > max(d["opus 48 kbps"], d["opus 96 kbps"])
         assert d["lowpass 3.5 kHz"] > d["lowpass 7 kHz"]
+        q = {k: float(r["quality"]) for k, r in rows.items()}  # the shipped quality (network + 2f-model)
+        assert q["clean"] == max(q.values()) and q["opus 12 kbps"] < q["opus 24 kbps"] < q["opus 48 kbps"]
     else:  # no trained model yet: the demo still reports codec and alignment results
         assert "no model could be loaded" in proc.stdout
         snr = {k: float(r["snr_db"]) for k, r in rows.items()}

@@ -175,8 +175,20 @@ def test_quantile_mapping_keeps_the_spread_at_the_top():
     y = np.clip(100 - 25 * x + rng.normal(0, 15, x.size), 0, 100)
     top = np.quantile(y, 0.99)
     assert fit_mapping(x, y, "quantile")(x.min()) == pytest.approx(y.max(), abs=1e-9)
-    assert fit_mapping(x, y, "quantile")(np.quantile(x, 0.01)) >= top - 1e-6
+    assert fit_mapping(x, y, "quantile")(np.quantile(x, 0.01)) >= top - 1.0  # the ceiling's ties: a short ramp
     assert fit_mapping(x, y, "cubic")(x.min()) < top
+
+
+def test_quantile_mapping_never_ties_two_scores_at_a_ceiling_or_floor():
+    """Many items at 100 (and at 0) and many scores at exactly 0: the mapping still keeps the
+    range, sends 0 to the top and orders every two different scores."""
+    rng = np.random.default_rng(2)
+    x = np.r_[np.zeros(40), rng.exponential(2.0, 960)]
+    y = np.clip(100 - 20 * x + rng.normal(0, 5, x.size), 0, 100)
+    m = fit_mapping(x, y, "quantile")
+    inside = np.sort(x[(x > 0) & (x < x.max())])
+    assert m(0.0) == pytest.approx(100.0) and m(x.max()) == pytest.approx(0.0)
+    assert np.all(np.diff(m(inside)) < 0)
 
 
 def test_mapping_rejects_bad_input(tmp_path):

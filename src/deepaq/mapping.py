@@ -11,7 +11,9 @@ Three monotone mappings, two of them fitted by least squares:
 - `quantile`: quantile matching, piecewise linear through `_QUANTILES` points: the q-th
   quantile of x goes to the q-th quantile of y (the (1 - q)-th where they fall together).
   It keeps the spread of y at both ends of the scale instead of regressing to the
-  conditional mean, so the scores nearest the reference reach the top of y's range.
+  conditional mean, so the scores nearest the reference reach the top of y's range. Runs of
+  equal y quantiles (many items at a scale's ceiling) become short ramps, so the mapping is
+  strictly monotone and never ties two different scores.
 
 Inputs are clamped to the fitted range before mapping, so the mapping never extrapolates.
 Mappings are saved and loaded as small JSON files.
@@ -142,6 +144,27 @@ def _fit_mlp(t: np.ndarray, z: np.ndarray, increasing: bool, seed: int) -> tuple
     return res.x, float(r @ r)
 
 
+def _spread_ties(zq: np.ndarray) -> np.ndarray:
+    """Quantiles of y made strictly monotone: a run of equal values (a scale's ceiling or floor
+    that many items reach) becomes a linear ramp to the next distinct value (a run at the end:
+    from the previous one), so the mapping never maps two different scores to one quality
+    while keeping y's range."""
+    out = zq.astype(float).copy()
+    n = out.size
+    a = 0
+    while a < n:
+        b = a
+        while b + 1 < n and zq[b + 1] == zq[a]:
+            b += 1
+        if b > a:
+            lo, hi = (a, b + 1) if b + 1 < n else (a - 1, b)
+            if lo >= 0:
+                span = np.arange(lo, hi + 1)
+                out[span] = np.interp(span, [lo, hi], [zq[lo], zq[hi]])
+        a = b + 1
+    return out
+
+
 def fit_mapping(x, y, kind: str = "cubic", *, seed: int = 0) -> Mapping:
     """Fit a monotone `kind` mapping ("cubic", "mlp" or "quantile") from scores `x` to subjective `y`."""
     if kind not in KINDS:
@@ -165,7 +188,9 @@ def fit_mapping(x, y, kind: str = "cubic", *, seed: int = 0) -> Mapping:
         increasing = bool(spearmanr(x, y).statistic >= 0) if np.ptp(x) > 0 else True
         if kind == "quantile":
             q = np.linspace(0.0, 1.0, _QUANTILES)
-            params = np.concatenate([np.quantile(t, q), np.quantile(z, q if increasing else 1.0 - q)])
+            tq, zq = np.quantile(t, q), _spread_ties(np.quantile(z, q if increasing else 1.0 - q))
+            first = np.unique(tq, return_index=True)[1]  # equal scores (e.g. many at 0) map to one value
+            params = np.concatenate([tq[first], zq[first]])
         else:
             params, _ = _fit_mlp(t, z, increasing, seed)
     mapping.params = [float(v) for v in params]

@@ -155,9 +155,10 @@ def _bandwidth_khz(x) -> float:
 
 def _print_table(rows: list[Row], scorer, why: str) -> None:
     if scorer is not None:
-        ordered = sorted(rows, key=lambda r: r.distance)
-        print(f"\nmodel {scorer.model_id} {scorer.model_version}: distance to the original (lower is better)\n")
-        mapped = any(r.quality is not None for r in rows)
+        mapped = all(r.quality is not None for r in rows)
+        ordered = sorted(rows, key=lambda r: -r.quality if mapped else r.distance)
+        what = "quality (higher is better)" if mapped else "distance to the original (lower is better)"
+        print(f"\nmodel {scorer.model_id} {scorer.model_version}, ranked by {what}\n")
         nmr = any(r.nmr_quality is not None for r in rows)
         print(f"{'rank':>4}  {'version':<18} {'distance':>9}" + (f" {'quality':>8}" if mapped else "")
               + (f" {'NMR quality':>11}" if nmr else "") + f" {'delay ms':>9}")
@@ -193,7 +194,8 @@ def _plot(rows: list[Row], path: Path, title: str) -> Path:
     import matplotlib.pyplot as plt
 
     scored = all(r.distance is not None for r in rows)
-    value = (lambda r: r.distance) if scored else (lambda r: r.snr_db)
+    mapped = scored and all(r.quality is not None for r in rows)
+    value = (lambda r: r.quality) if mapped else (lambda r: r.distance) if scored else (lambda r: r.snr_db)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for codec in ("opus", "mp3", "aac", "mp2", "ac3"):
         pts = sorted((r.setting, value(r)) for r in rows if r.codec == codec)
@@ -206,7 +208,8 @@ def _plot(rows: list[Row], path: Path, title: str) -> Path:
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.minorticks_off()
     ax.set_xlabel("bitrate (kbps)")
-    ax.set_ylabel("DeePAQ distance (lower is better)" if scored else "SNR after alignment (dB)")
+    ax.set_ylabel("DeePAQ quality (higher is better)" if mapped else "DeePAQ distance (lower is better)" if scored
+                  else "SNR after alignment (dB)")
     ax.set_title(f"deepaq demo: {title}")
     ax.legend(fontsize=8, ncol=2)
     ax.grid(alpha=0.3)

@@ -21,7 +21,7 @@ from deepaq.errors import AudioError, ConfigError
 
 FILE_NAME = "fusion.json"
 TWOF_RATE = 48_000
-SEGMENT_S = 300.0  # longer pairs: the 2f MMS of each 5-minute segment, averaged by duration
+SEGMENT_S = 60.0  # longer pairs: the 2f MMS of each minute, averaged by duration (bounded memory)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,65 @@
+"""Choosing the fusion weight: every candidate weight of the 2f-model in the full-reference
+quality (`deepaq.scoring.fusion`), for every seed of the recipe, beside the baselines, and the
+weight chosen by leave one test out, in one run of bench_listening.py.
+
+    python benchmarks/bench_fusion.py --seed s1=src/deepaq/weights/deepaq-compact \\
+        --seed s0=work/runs/compact-0.6-seed0/checkpoints/best --seed s2=work/runs/compact-0.6-seed2/checkpoints/best
+
+Each seed folder needs its own `mapping.json` (`deepaq calibrate --dataset ... --kind quantile`).
+For each seed and weight a candidate folder is made in a temporary folder (links to the
+weights, a copy of the mapping, a `fusion.json` with the weight); the candidates are named
+`wW/SEED`, so `--loto` scores each weight by its mean over the seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from deepaq.scoring.fusion import FILE_NAME, Fusion
+
+WEIGHTS = (0.0, 0.4, 0.5, 0.6, 0.65, 0.7, 0.8)
+
+
+def candidate(folder: Path, out: Path, weight: float) -> Path:
+    out.mkdir(parents=True)
+    for f in folder.iterdir():
+        if f.name in ("config.json", "mapping.json") or f.suffix == ".safetensors":
+            (out / f.name).symlink_to(f.resolve())
+    Fusion(weight).save(out / FILE_NAME)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", action="append", required=True, metavar="NAME=FOLDER",
+                        help="a trained model folder with its mapping.json (repeatable: one per seed)")
+    parser.add_argument("--weights", default=",".join(map(str, WEIGHTS)), help="candidate 2f weights")
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    args, rest = parser.parse_known_args()
+    weights = [float(w) for w in args.weights.split(",")]
+    tmp = Path(tempfile.mkdtemp(prefix="deepaq-fusion-"))
+    try:
+        models = []
+        for item in args.seed:
+            name, _, folder = item.partition("=")
+            if not (Path(folder) / "mapping.json").is_file():
+                print(f"{folder}: no mapping.json (deepaq calibrate --kind quantile first)", file=sys.stderr)
+                return 1
+            for w in weights:
+                path = candidate(Path(folder), tmp / f"w{w:g}-{name}", w)
+                models += ["--model", f"w{w:g}/{name}={path}"]
+        loto = ",".join(f"w{w:g}" for w in weights)
+        cmd = [sys.executable, str(Path(__file__).with_name("bench_listening.py")), *models, "--loto", loto,
+               "--bootstrap", str(args.bootstrap), *rest]
+        return subprocess.call(cmd)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
