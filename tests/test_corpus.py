@@ -32,8 +32,9 @@ def test_plan_is_deterministic_and_mixtures_point_at_planned_clips():
     counts = {"sonic-pi": 3, "drums": 2, "music": 4, "speech": 2, "mixture": 3}
     files = [f"s{i}.flac" for i in range(10)]
     a = corpus.plan_corpus(counts, 7, files)
-    with_voices = corpus.plan_corpus({**counts, "voices": 2}, 7, files)  # an added kind moves no other clip
-    assert [s for s in with_voices if s.kind != "voices"] == a and sum(s.kind == "voices" for s in with_voices) == 2
+    with_voices = corpus.plan_corpus({**counts, "voices": 2, "phone": 3}, 7, files)  # an added kind moves no other clip
+    assert [s for s in with_voices if s.kind not in ("voices", "phone")] == a
+    assert sum(s.kind == "voices" for s in with_voices) == 2 and sum(s.kind == "phone" for s in with_voices) == 3
     b = corpus.plan_corpus(counts, 7, files)
     assert [(s.clip_id, s.seed, s.params) for s in a] == [(s.clip_id, s.seed, s.params) for s in b]
     assert sum(s.kind == "music" for s in a) == 4 and sum(s.kind == "sonic-pi" for s in a) == 3
@@ -93,6 +94,20 @@ def test_recorded_voices_render():
     assert meta["language"] in voices and len(meta["words"]) >= 2
     with pytest.raises(CorpusError, match="no recorded voices"):
         corpus.render_voices(3.0, np.random.default_rng(2), {})
+
+
+def test_telephone_prompts_render():
+    """Asterisk's recorded prompts (asterisk-core-sounds-en-wav): one speaker's phrases at 8 kHz,
+    joined into one mono utterance at 48 kHz with nothing above the telephone band."""
+    package = "asterisk-core-sounds-en-wav"
+    speakers = corpus.phone_files({package: _source(package)})
+    assert list(speakers) == ["en_US_f_Allison"] and len(speakers["en_US_f_Allison"][0]) > 100
+    assert speakers["en_US_f_Allison"][1].startswith("CC-BY-SA-3.0")
+    x, meta = corpus.render_voices(4.0, np.random.default_rng(3), {k: v[0] for k, v in speakers.items()})
+    assert x.shape[0] == 1 and x.shape[1] >= 4 * SAMPLE_RATE and meta["language"] == "en_US_f_Allison"
+    power = np.abs(np.fft.rfft(x[0])) ** 2
+    above = power[np.fft.rfftfreq(x.shape[1], 1 / SAMPLE_RATE) > 4200].sum()
+    assert above < 1e-4 * power.sum()
 
 
 def test_music_render_from_a_score():

@@ -13,6 +13,10 @@
 - ``speech``: espeak-ng in several languages, voices, speeds and pitches (mono);
 - ``voices``: recorded human voices: words spoken by the voices of KDE's KTuberling (Debian
   ktuberling-data, about 15 languages), joined with short pauses into utterances (mono);
+- ``phone``: recorded human voices at telephone bandwidth: the prompts of Asterisk's core
+  sounds (Debian asterisk-core-sounds-{en,es,fr,it,ru}-wav, five professional speakers,
+  8 kHz 16-bit PCM), phrases of one speaker joined with short pauses (mono, band-limited to
+  4 kHz as the telephone delivers it);
 - ``mixture``: a speech clip over a music or drum clip at a chosen speech-to-music ratio.
 
 Debian packages are fetched with ``apt-get download`` and unpacked with ``dpkg -x`` into
@@ -52,6 +56,15 @@ DEBIAN_PACKAGES = {
     "musescore-general-soundfont-lossless": "usr/share/sounds/sf2/MuseScore_General_Full.sf2",
     "ktuberling-data": "usr/share/ktuberling/sounds",
 }
+# Asterisk's recorded prompts: package -> licence (from each package's copyright file)
+PHONE_PACKAGES = {
+    "asterisk-core-sounds-en-wav": "CC-BY-SA-3.0 (asterisk-core-sounds-en-wav: Allison Smith)",
+    "asterisk-core-sounds-es-wav": "CC-BY-SA-3.0 (asterisk-core-sounds-es-wav: Allison Smith)",
+    "asterisk-core-sounds-fr-wav": "CC-BY-SA-3.0 (asterisk-core-sounds-fr-wav: June Wallack)",
+    "asterisk-core-sounds-it-wav": "CC-BY-3.0 (asterisk-core-sounds-it-wav: Carlo Flora)",
+    "asterisk-core-sounds-ru-wav": "CC-BY-3.0 (asterisk-core-sounds-ru-wav: Maxim Topal)",
+}
+DEBIAN_PACKAGES.update({package: "usr/share/asterisk/sounds" for package in PHONE_PACKAGES})
 
 LICENCES = {
     "sonic-pi": "CC0-1.0 (sonic-pi-samples)",
@@ -589,10 +602,11 @@ def voice_files(sounds: Path) -> dict[str, list[Path]]:
     return {lang: files for lang, files in voices.items() if len(files) >= 5}
 
 
-def render_voices(seconds: float, rng: np.random.Generator, voices: dict[str, list[Path]]) -> tuple[np.ndarray, dict]:
-    """Recorded words of one language (one speaker's set) in random order with pauses (mono)."""
+def render_voices(seconds: float, rng: np.random.Generator, voices: dict[str, list[Path]],
+                  source: str = "the ktuberling-data package") -> tuple[np.ndarray, dict]:
+    """Recorded words or phrases of one speaker (a language's set) in random order with pauses (mono)."""
     if not voices:
-        raise CorpusError("no recorded voices: the ktuberling-data package holds none at the needed quality")
+        raise CorpusError(f"no recorded voices: {source} holds none at the needed quality")
     language = str(rng.choice(sorted(voices)))
     files = voices[language]
     pieces, words, total = [], [], 0
@@ -604,6 +618,26 @@ def render_voices(seconds: float, rng: np.random.Generator, voices: dict[str, li
         words.append(path.stem)
         total += x.shape[1] + pause.shape[1]
     return np.concatenate(pieces, axis=1), {"language": language, "words": words}
+
+
+def phone_files(packages: dict[str, Path]) -> dict[str, tuple[list[Path], str]]:
+    """Asterisk's prompts by speaker folder (e.g. `en_US_f_Allison`), with their licence: the
+    phrases at the folder's top (digits, letters and the like are left out), 0.5 s or longer."""
+    speakers: dict[str, tuple[list[Path], str]] = {}
+    for package, sounds in packages.items():
+        lang = package.split("-")[3]
+        for folder in sorted(d for d in sounds.iterdir() if d.is_dir() and d.name.startswith(f"{lang}_")):
+            files = [p for p in sorted(folder.glob("*.wav")) if _seconds(p) >= 0.5]
+            if len(files) >= 5:
+                speakers[folder.name] = (files, PHONE_PACKAGES[package])
+    return speakers
+
+
+def _seconds(path: Path) -> float:
+    try:
+        return float(sf.info(str(path)).duration)
+    except (RuntimeError, sf.LibsndfileError):
+        return 0.0
 
 
 def mix_speech_music(speech: np.ndarray, music: np.ndarray, snr_db: float) -> np.ndarray:
@@ -632,7 +666,7 @@ def plan_corpus(counts: dict[str, int], seed: int, sonic_pi_files: list[str]) ->
     for name in chosen:
         cid = f"sonicpi_{Path(name).stem}"
         specs.append(ClipSpec(cid, "sonic-pi", _seed(seed, cid), {"file": name}))
-    for kind in ("drums", "music", "speech", "voices"):
+    for kind in ("drums", "music", "speech", "voices", "phone"):
         for i in range(counts.get(kind, 0)):
             cid = f"{kind}_{i:04d}"
             specs.append(ClipSpec(cid, kind, _seed(seed, cid)))
@@ -647,7 +681,7 @@ def plan_corpus(counts: dict[str, int], seed: int, sonic_pi_files: list[str]) ->
     return specs
 
 
-DEFAULT_COUNTS = {"sonic-pi": 70, "drums": 50, "music": 75, "speech": 45, "mixture": 35, "voices": 0}
+DEFAULT_COUNTS = {"sonic-pi": 70, "drums": 50, "music": 75, "speech": 45, "mixture": 35, "voices": 0, "phone": 0}
 MANIFEST_FIELDS = ["clip_id", "kind", "path", "seconds", "channels", "sample_rate", "licence", "params"]
 
 
@@ -661,6 +695,7 @@ class Sources:
     soundfonts: list[Path] = field(default_factory=list)
     scores: list[str] = field(default_factory=list)
     voices: dict[str, list[Path]] = field(default_factory=dict)
+    phone: dict[str, tuple[list[Path], str]] = field(default_factory=dict)
     bank: SampleBank = field(default_factory=SampleBank)
 
     @classmethod
@@ -678,6 +713,8 @@ class Sources:
             src.scores = _score_paths()
         if "voices" in kinds:
             src.voices = voice_files(fetch_debian_package("ktuberling-data", cache_dir))
+        if "phone" in kinds:
+            src.phone = phone_files({p: fetch_debian_package(p, cache_dir) for p in PHONE_PACKAGES})
         return src
 
 
@@ -703,6 +740,10 @@ def render_clip(spec: ClipSpec, sources: Sources, out_dir: Path, seconds: float)
     elif spec.kind == "voices":
         x, meta = render_voices(seconds, rng, sources.voices)
         licence = LICENCES["voices"]
+    elif spec.kind == "phone":
+        speakers = {name: files for name, (files, _) in sources.phone.items()}
+        x, meta = render_voices(seconds, rng, speakers, "the asterisk-core-sounds packages")
+        licence = sources.phone[meta["language"]][1]
     elif spec.kind == "mixture":
         speech = read_48k(out_dir / f"speech/{spec.params['speech']}.flac")
         music_kind = spec.params["music"].split("_")[0].replace("sonicpi", "sonic-pi")
