@@ -7,7 +7,8 @@ All in one run, on 10 s stereo 48 kHz pairs (a reference and its AAC 64 kbps cop
 
 1. Cold start: a new process per call, warm disk, median of `--repeats`: the bare
    `python -c "import numpy, scipy.signal, soundfile, av"`, `deepaq score REF DEG` (numpy
-   backend, the default; and `--backend torch`), our `deepaq peaq REF DEG` and ViSQOL's CLI
+   backend, the default; `--network-only`, without the 2f part and its numba kernels; and
+   `--backend torch`), our `deepaq peaq REF DEG` and ViSQOL's CLI
    (`visqol -r REF -d DEG`, visqol-python). Ratios against the bare import and ViSQOL.
 2. Warm: one process per setting, the metric loaded once, seconds per pair (median) with the
    machine as it is and with one core taken by a spinning process, for each thread setting
@@ -57,6 +58,7 @@ def cold_table(ref: str, deg: str, repeats: int, visqol: bool) -> None:
     deepaq = str(BIN / "deepaq")
     rows = [("bare import", [sys.executable, "-c", "import numpy, scipy.signal, soundfile, av"]),
             ("deepaq score", [deepaq, "score", ref, deg, "--no-cache"]),
+            ("deepaq score --network-only", [deepaq, "score", ref, deg, "--no-cache", "--network-only"]),
             ("deepaq score --backend torch", [deepaq, "score", ref, deg, "--no-cache", "--backend", "torch"]),
             ("deepaq peaq", [deepaq, "peaq", ref, deg])]
     if visqol:
