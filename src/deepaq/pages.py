@@ -67,6 +67,9 @@ def pair_page(path: str | os.PathLike, item_id: str, result, reference: Path | N
              ["distance (lower is better)", _num(result.distance, 4)]]
     if result.quality is not None:
         facts.append(["quality (higher is better)", _num(result.quality, 2)])
+    if result.mms_2f is not None:
+        facts.append(["quality's parts", f"the network {_num(result.model_quality, 2)}, "
+                                         f"the 2f-model {_num(result.mms_2f, 2)} (windows: the network's)"])
     if result.delay_s is not None:
         facts.append(["delay of the degraded signal", f"{result.delay_s * 1000:.2f} ms"])
     if result.level_db is not None:
