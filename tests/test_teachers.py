@@ -59,7 +59,26 @@ def test_torn_row_is_scored_again(dataset):
 
 def test_unknown_teacher_is_an_error(dataset):
     with pytest.raises(ConfigError, match="unknown teacher"):
-        label_dataset(dataset, "pesq")
+        label_dataset(dataset, "stoi")
+
+
+def test_pesq_labels_only_speech_clips(tmp_path, visqol_testdata):
+    """PESQ-WB labels the clips of the corpus' speech kinds (recorded speech here) and leaves music alone."""
+    x, sr = sf.read(visqol_testdata / "CA01_01.wav", dtype="float32")
+    (tmp_path / "corpus" / "speech").mkdir(parents=True)
+    (tmp_path / "corpus" / "music").mkdir()
+    sf.write(tmp_path / "corpus" / "speech" / "ca01.flac", x[: int(2.5 * sr)], sr)
+    t = np.arange(int(2.5 * 48000)) / 48000
+    sf.write(tmp_path / "corpus" / "music" / "tone.flac", (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 48000)
+    config = BuildConfig(clip_seconds=2, max_clips_per_source=1, codecs=("opus",), bitrates=(8, 64), visqol=False,
+                         split_ratios=(1, 0, 0))
+    root = tmp_path / "dataset"
+    build_dataset([tmp_path / "corpus"], root, config, workers=0)
+    assert label_dataset(root, "pesq", workers=0) == (3, 0)  # the speech clip's clean, opus 8 and opus 64
+    labels = {k: v["pesq_wb"] for k, v in read_teacher_labels(root).items()}
+    assert all(k.startswith("speech-") for k in labels)
+    clip = next(iter(labels)).split("__")[0]
+    assert labels[f"{clip}__clean"] > labels[f"{clip}__opus_64"] > labels[f"{clip}__opus_8"]
 
 
 def test_dataset_carries_teacher_labels_into_the_loss(dataset):

@@ -1,4 +1,5 @@
-"""Teacher labels for a built dataset: PEAQ Basic (2f-model MMS, ODG, the 11 MOVs) and ViSQOL v3.
+"""Teacher labels for a built dataset: PEAQ Basic (2f-model MMS, ODG, the 11 MOVs), ViSQOL v3,
+and PESQ-WB on speech clips.
 
 Each item of `manifest.parquet` is scored against its clip's clean item. Results go to one
 CSV per teacher beside the manifest (`teacher-peaq.csv`, `teacher-visqol.csv`), appended
@@ -9,7 +10,9 @@ with an error are retried on the next run. The training dataset joins them by `i
 Both teachers score the mono downmix of each pair, which is what the built-in model sees
 (ViSQOL downmixes anyway; PEAQ on the downmix costs half of PEAQ on two channels). PEAQ costs
 about 1/8 of ViSQOL here, so a dataset gets its PEAQ labels first and its ViSQOL labels in the
-background over as long as they take. Items are scored clip by clip in a seeded random
+background over as long as they take. PESQ (P.862.2, wide band, 16 kHz) is a speech metric:
+it labels only clips of the corpus' speech kinds (`SPEECH_KINDS`: espeak speech, recorded
+voices, telephone prompts); other items have no `pesq_wb` label. Items are scored clip by clip in a seeded random
 order of clips, so a run stopped part-way leaves whole clips labelled, spread over the set.
 """
 
@@ -27,8 +30,9 @@ import numpy as np
 from deepaq.engine import Engine, given_or_local
 from deepaq.errors import ConfigError
 
-TEACHERS = ("peaq", "visqol")
+TEACHERS = ("peaq", "visqol", "pesq")
 PEAQ_COLUMNS = ("mms_2f", "odg", "distortion_index")
+SPEECH_KINDS = ("speech", "voices", "phone")  # clip ids start with their corpus kind
 
 
 def teacher_file(root: Path, teacher: str) -> Path:
@@ -40,6 +44,8 @@ def _columns(teacher: str) -> tuple[str, ...]:
         from deepaq.baselines.peaq import MOV_NAMES
 
         return ("item_id", *PEAQ_COLUMNS, *MOV_NAMES, "error")
+    if teacher == "pesq":
+        return ("item_id", "pesq_wb", "error")
     return ("item_id", "visqol_mos", "error")
 
 
@@ -56,6 +62,10 @@ def score_item(task: tuple[str, str, str, str, str]) -> dict[str, Any]:
 
             result = peaq(reference=ref, degraded=deg)
             row.update(mms_2f=result.mms_2f, odg=result.odg, distortion_index=result.distortion_index, **result.movs)
+        elif teacher == "pesq":
+            from deepaq.baselines.speech import Pesq
+
+            row["pesq_wb"] = Pesq("wb").score(reference=ref, degraded=deg)
         else:
             from deepaq.data.labels import visqol_scorer
 
@@ -87,7 +97,8 @@ def label_dataset(root: str | Path, teacher: str, *, workers: int = 1, engine: E
     done = {r["item_id"] for r in _read(path, columns) if not r["error"]}
     clips = sorted(clean)
     rank = {clip: k for k, clip in enumerate(np.random.default_rng(0).permutation(clips))}
-    rows = sorted((r for r in items if r["item_id"] not in done and r["clip_id"] in clean),
+    rows = sorted((r for r in items if r["item_id"] not in done and r["clip_id"] in clean
+                   and (teacher != "pesq" or is_speech(r["clip_id"]))),
                   key=lambda r: (rank[r["clip_id"]], r["item_id"]))
     todo = [(teacher, str(root), r["item_id"], clean[r["clip_id"]], r["path"]) for r in rows]
     todo = todo[:limit] if limit else todo
@@ -103,6 +114,11 @@ def label_dataset(root: str | Path, teacher: str, *, workers: int = 1, engine: E
             os.fsync(f.fileno())
             errors += bool(row["error"])
     return len(todo), errors
+
+
+def is_speech(clip_id: str) -> bool:
+    """Whether a dataset clip comes from one of the corpus' speech kinds (its id starts with the kind)."""
+    return clip_id.split("-", 1)[0] in SPEECH_KINDS
 
 
 def dataset_items(root: Path) -> list[dict[str, str]]:
