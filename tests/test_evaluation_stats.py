@@ -11,7 +11,7 @@ from scipy import stats as sps
 from deepaq.errors import ConfigError
 from deepaq.evaluation import stats
 from deepaq.evaluation.stats import _weighted_kendall, _weighted_pearson, _weighted_ranks
-from deepaq.mapping import Mapping, fit_mapping
+from deepaq.mapping import Mapping, _spread_ties, fit_mapping
 
 
 @pytest.fixture
@@ -189,6 +189,8 @@ def test_quantile_mapping_never_ties_two_scores_at_a_ceiling_or_floor():
     inside = np.sort(x[(x > 0) & (x < x.max())])
     assert m(0.0) == pytest.approx(100.0) and m(x.max()) == pytest.approx(0.0)
     assert np.all(np.diff(m(inside)) < 0)
+    ramps = _spread_ties(np.array([5.0, 5.0, 3.0, 3.0]))  # a run, then a run at the end
+    assert np.all(np.diff(ramps) < 0) and ramps[0] == 5.0 and ramps[-1] == 3.0
 
 
 def test_mapping_rejects_bad_input(tmp_path):

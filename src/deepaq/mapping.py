@@ -160,7 +160,7 @@ def _spread_ties(zq: np.ndarray) -> np.ndarray:
             lo, hi = (a, b + 1) if b + 1 < n else (a - 1, b)
             if lo >= 0:
                 span = np.arange(lo, hi + 1)
-                out[span] = np.interp(span, [lo, hi], [zq[lo], zq[hi]])
+                out[span] = np.interp(span, [lo, hi], [out[lo], zq[hi]])
         a = b + 1
     return out
 
