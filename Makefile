@@ -79,7 +79,7 @@ work/%/.labelled-peaq: work/%/manifest.parquet
 # cannot be aligned, e.g. Griffin-Lim speech, are left out and make calibrate exit 1), and the
 # NMR head and bank
 BEST := work/runs/deepaq-compact-0.6/checkpoints/best
-TWOF_WEIGHT := 0.6
+TWOF_WEIGHT := 0.65
 compact-model: work/dataset-v3/.labelled-peaq work/dataset-v3b/.labelled-peaq work/dataset-v3c/manifest.parquet
 	OMP_NUM_THREADS=1 $(VENV)/bin/deepaq train --config configs/deepaq-compact.toml
 	$(VENV)/bin/deepaq calibrate --dataset work/dataset-v3,work/dataset-v3b --kind quantile --model $(BEST) \
