@@ -72,18 +72,19 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.listening is None) == (args.dataset is None):
         raise ConfigError("give one of a listening-test CSV and --dataset")
+    source = args.listening or Path(args.dataset)  # what error messages name
     if args.dataset is not None:
         fields, rows = _dataset_rows(args)
     else:
         fields, rows = _read(args.listening)
     if "score" not in fields:
-        raise ConfigError(f"{args.listening}: needs a score column (and distance, or reference and degraded)")
-    scores = [_number(args.listening, n + 2, "score", r["score"]) for n, r in enumerate(rows)]
+        raise ConfigError(f"{source}: needs a score column (and distance, or reference and degraded)")
+    scores = [_number(source, n + 2, "score", r["score"]) for n, r in enumerate(rows)]
     meta = {"source": args.listening.name if args.listening else f"{args.dataset} ({args.split}, {args.label})",
             "kind": args.kind}
     failed = 0
     if "distance" in fields:
-        distances = [_number(args.listening, n + 2, "distance", r["distance"]) for n, r in enumerate(rows)]
+        distances = [_number(source, n + 2, "distance", r["distance"]) for n, r in enumerate(rows)]
     elif {"reference", "degraded"} <= set(fields):
         from tqdm import tqdm
 
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
                 distances.append(float("nan"))
                 print(f"error: {job.id}: {outcome} (left out of the fit)", file=sys.stderr)
     else:
-        raise ConfigError(f"{args.listening}: needs a distance column or reference and degraded columns")
+        raise ConfigError(f"{source}: needs a distance column or reference and degraded columns")
     x, y = np.asarray(distances), np.asarray(scores)
     ok = np.isfinite(x) & np.isfinite(y)
     mapping = fit_mapping(x[ok], y[ok], kind=args.kind)

@@ -5,9 +5,9 @@ of your own is coded with Opus, MP3, AAC, MP2 and AC-3 at several bitrates and l
 at 3.5 and 7 kHz. Each version is delayed by a known offset before scoring, so the table
 also shows that alignment recovers it. Where the model ships an NMR bank, each version is
 also scored without the original (NMR quality). Every version is scored against the original with
-the default model (lower distance = better quality), printed sorted by quality, written to
-results.csv, plotted (distance against bitrate per codec) and put on demo.html with a player
-for every version.
+the default model, printed sorted by quality (by distance when the model has no mapping),
+written to results.csv, plotted (quality against bitrate per codec) and put on demo.html
+with a player for every version.
 
 Without a loadable model the demo still runs and reports what it can without one: the
 delay that alignment found, the SNR after alignment and the bandwidth of each version.

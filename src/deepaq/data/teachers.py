@@ -7,13 +7,14 @@ as each item finishes, so a killed run loses nothing and the same command resume
 with an error are retried on the next run. The training dataset joins them by `item_id`
 (`read_teacher_labels`); an item a teacher has not scored yet has NaN for that label.
 
-Both teachers score the mono downmix of each pair, which is what the built-in model sees
+Every teacher scores the mono downmix of each pair, which is what the built-in model sees
 (ViSQOL downmixes anyway; PEAQ on the downmix costs half of PEAQ on two channels). PEAQ costs
 about 1/8 of ViSQOL here, so a dataset gets its PEAQ labels first and its ViSQOL labels in the
 background over as long as they take. PESQ (P.862.2, wide band, 16 kHz) is a speech metric:
 it labels only clips of the corpus' speech kinds (`SPEECH_KINDS`: espeak speech, recorded
-voices, telephone prompts); other items have no `pesq_wb` label. Items are scored clip by clip in a seeded random
-order of clips, so a run stopped part-way leaves whole clips labelled, spread over the set.
+voices, telephone prompts); other items have no `pesq_wb` label. Items are scored clip by
+clip in a seeded random order of clips, so a run stopped part-way leaves whole clips
+labelled, spread over the set.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import csv
 import json
 import math
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +65,7 @@ def score_item(task: tuple[str, str, str, str, str]) -> dict[str, Any]:
             result = peaq(reference=ref, degraded=deg)
             row.update(mms_2f=result.mms_2f, odg=result.odg, distortion_index=result.distortion_index, **result.movs)
         elif teacher == "pesq":
-            from deepaq.baselines.speech import Pesq
-
-            row["pesq_wb"] = Pesq("wb").score(reference=ref, degraded=deg)
+            row["pesq_wb"] = _pesq_wb().score(reference=ref, degraded=deg)
         else:
             from deepaq.data.labels import visqol_scorer
 
@@ -73,6 +73,14 @@ def score_item(task: tuple[str, str, str, str, str]) -> dict[str, Any]:
     except Exception as exc:
         row["error"] = item_error(exc)
     return row
+
+
+@lru_cache(maxsize=1)
+def _pesq_wb():
+    """This process's PESQ-WB scorer, made once."""
+    from deepaq.baselines.speech import Pesq
+
+    return Pesq("wb")
 
 
 def _mono(path: Path) -> tuple:
