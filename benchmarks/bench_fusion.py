@@ -1,14 +1,15 @@
-"""Choosing the fusion weight: every candidate weight of the 2f-model in the full-reference
-quality (`deepaq.scoring.fusion`), for every seed of the recipe, beside the baselines, and the
-weight chosen by leave one test out, in one run of bench_listening.py.
+"""Choosing the fusion: every candidate form (average, or soft maximum at a temperature) and
+weight of the 2f-model in the full-reference quality (`deepaq.scoring.fusion`), for every
+seed of the recipe, beside the baselines, and the candidate chosen by leave one test out, in
+one run of bench_listening.py.
 
     python benchmarks/bench_fusion.py --seed s1=src/deepaq/weights/deepaq-compact \\
         --seed s0=work/runs/compact-0.6-seed0/checkpoints/best --seed s2=work/runs/compact-0.6-seed2/checkpoints/best
 
 Each seed folder needs its own `mapping.json` (`deepaq calibrate --dataset ... --kind quantile`).
-For each seed and weight a candidate folder is made in a temporary folder (links to the
-weights, a copy of the mapping, a `fusion.json` with the weight); the candidates are named
-`wW/SEED`, so `--loto` scores each weight by its mean over the seeds.
+For each seed, temperature and weight a candidate folder is made in a temporary folder (links
+to the weights and the mapping, a `fusion.json`); the candidates are named `wW-tT/SEED`
+(`tavg`: the average), so `--loto` scores each candidate by its mean over the seeds.
 """
 
 from __future__ import annotations
@@ -22,15 +23,16 @@ from pathlib import Path
 
 from deepaq.scoring.fusion import FILE_NAME, Fusion
 
-WEIGHTS = (0.0, 0.4, 0.5, 0.6, 0.65, 0.7, 0.8)
+WEIGHTS = (0.0, 0.4, 0.6, 0.65, 0.7, 0.8, 0.9)
+TEMPERATURES = ("avg", "10")  # avg: the weighted average; a number: the soft maximum at that temperature
 
 
-def candidate(folder: Path, out: Path, weight: float) -> Path:
+def candidate(folder: Path, out: Path, fusion: Fusion) -> Path:
     out.mkdir(parents=True)
     for f in folder.iterdir():
         if f.name in ("config.json", "mapping.json") or f.suffix == ".safetensors":
             (out / f.name).symlink_to(f.resolve())
-    Fusion(weight).save(out / FILE_NAME)
+    fusion.save(out / FILE_NAME)
     return out
 
 
@@ -39,9 +41,13 @@ def main() -> int:
     parser.add_argument("--seed", action="append", required=True, metavar="NAME=FOLDER",
                         help="a trained model folder with its mapping.json (repeatable: one per seed)")
     parser.add_argument("--weights", default=",".join(map(str, WEIGHTS)), help="candidate 2f weights")
+    parser.add_argument("--temperatures", default=",".join(TEMPERATURES),
+                        help="candidate forms: avg (weighted average) or soft-maximum temperatures in quality points")
     parser.add_argument("--bootstrap", type=int, default=1000)
     args, rest = parser.parse_known_args()
     weights = [float(w) for w in args.weights.split(",")]
+    temperatures = args.temperatures.split(",")
+    names = [f"w{w:g}-t{t}" for t in temperatures for w in weights]
     tmp = Path(tempfile.mkdtemp(prefix="deepaq-fusion-"))
     try:
         models = []
@@ -50,10 +56,12 @@ def main() -> int:
             if not (Path(folder) / "mapping.json").is_file():
                 print(f"{folder}: no mapping.json (deepaq calibrate --kind quantile first)", file=sys.stderr)
                 return 1
-            for w in weights:
-                path = candidate(Path(folder), tmp / f"w{w:g}-{name}", w)
-                models += ["--model", f"w{w:g}/{name}={path}"]
-        loto = ",".join(f"w{w:g}" for w in weights)
+            for t in temperatures:
+                for w in weights:
+                    fusion = Fusion(w, None if t == "avg" else float(t))
+                    path = candidate(Path(folder), tmp / f"w{w:g}-t{t}-{name}", fusion)
+                    models += ["--model", f"w{w:g}-t{t}/{name}={path}"]
+        loto = ",".join(names)
         cmd = [sys.executable, str(Path(__file__).with_name("bench_listening.py")), *models, "--loto", loto,
                "--bootstrap", str(args.bootstrap), *rest]
         return subprocess.call(cmd)

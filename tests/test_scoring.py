@@ -351,6 +351,29 @@ def test_fusion_mixes_the_mapped_distance_with_the_2f_model(model_dir, tmp_path,
         Scorer(folder, cache_dir=False)
 
 
+def test_soft_maximum_fusion(tmp_path):
+    """With a temperature the fused quality is a weighted soft maximum: equal parts give that
+    value, a large disagreement gives the higher part less t * log(its weight), weights 0 and 1
+    give one part alone, and it never falls below the average; the file keeps the temperature."""
+    from deepaq.scoring.fusion import Fusion
+
+    soft = Fusion(0.8, 10.0)
+    assert soft.combine(55.0, 55.0) == pytest.approx(55.0)
+    assert soft.combine(20.0, 95.0) == pytest.approx(95.0 + 10 * np.log(0.8), abs=0.01)
+    assert soft.combine(95.0, 20.0) == pytest.approx(95.0 + 10 * np.log(0.2), abs=0.05)
+    assert Fusion(0.0, 10.0).combine(30.0, 90.0) == pytest.approx(30.0)
+    assert Fusion(1.0, 10.0).combine(30.0, 90.0) == pytest.approx(90.0)
+    rng = np.random.default_rng(0)
+    for q, m in rng.uniform(0, 100, (50, 2)):
+        assert soft.combine(q, m) >= Fusion(0.8).combine(q, m) - 1e-9
+        assert soft.combine(q, m + 1.0) > soft.combine(q, m)  # increasing in each part
+    assert Fusion.load(soft.save(tmp_path / "fusion.json")) == soft
+    assert Fusion.load(Fusion(0.65).save(tmp_path / "avg.json")) == Fusion(0.65, None)
+    (tmp_path / "bad.json").write_text('{"twof_weight": 0.5, "temperature": -1}')
+    with pytest.raises(ConfigError, match="bad.json"):
+        Fusion.load(tmp_path / "bad.json")
+
+
 def test_long_pairs_are_measured_in_segments(monkeypatch, visqol_testdata):
     """Past SEGMENT_S the 2f MMS is the duration-weighted mean over segments; a silent
     segment PEAQ cannot measure is left out, and a pair with none gives None."""

@@ -260,8 +260,8 @@ class DeepaqDistance:
         self.fused = self.scorer.fusion is not None
         self.sample_rate = self.scorer.sample_rate
         level = "level aligned" if self.scorer.align_level else "level as it is"
-        what = (f"quality mixed with the 2f-model (weight {self.scorer.fusion.twof_weight:g}, mapping "
-                f"{self.scorer.mapping.fingerprint})" if self.fused else "full-reference distance")
+        what = (f"quality: {self.scorer.fusion.describe()}, mapping {self.scorer.mapping.fingerprint}"
+                if self.fused else "full-reference distance")
         self.version = (f"{self.scorer.model_id} {self.scorer.model_version} ({self.scorer.weights_hash}), "
                         f"{what}, {level}")
 
