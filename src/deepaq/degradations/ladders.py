@@ -86,6 +86,14 @@ LADDERS: dict[str, Ladder] = {
     "aac": Ladder("aac", "bitrate_kbps", 24.0, 256.0),
     "eac3": Ladder("eac3", "bitrate_kbps", 48.0, 384.0),
     "vorbis": Ladder("vorbis", "quality", 0.3, 8.0),
+    # damage local in time, at realistic call impairments: more dropouts of a fixed length, a
+    # louder echo, more lost packets (concealed by libopus)
+    "dropouts": Ladder("dropouts", "per_second", 1.0, 10.0, higher_is_better=False, fixed={"length_ms": 40.0}),
+    "echo": Ladder("echo", "gain_db", -40.0, -3.0, log=False, higher_is_better=False,
+                   fixed={"delay_ms": 120.0, "repeats": 2}),
+    "packet_loss": Ladder("opus_loss", "loss_rate", 0.01, 0.4, higher_is_better=False,
+                          fixed={"bitrate_kbps": 48.0, "application": "voip", "frame_ms": 20,
+                                 "burst_packets": 1.5, "fec": 0}),
     # fine ladders: steps close together, where the audio bandwidth stays the same and only the
     # in-band noise changes (the low-bitrate AC-3 steps of the benchmark are like that)
     "noise_shaped": Ladder("noise_shaped", "snr_db", 0.0, 40.0, log=False, span=0.3),
