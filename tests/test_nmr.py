@@ -109,3 +109,19 @@ def test_deepaq_nmr_metric_reads_the_degraded_file_alone(tmp_path, visqol_testda
     a = metric.score(reference=visqol_testdata / "guitar48_stereo.wav", degraded=deg)
     b = metric.score(reference=visqol_testdata / "sopr48_stereo.wav", degraded=deg)
     assert a == b > 0 and metric.direction == "lower" and "NMR against bank" in metric.version
+
+
+def test_fit_nmr_draws_its_bank_across_kinds():
+    """A bank smaller than the clean items on offer is a seeded draw over all of them (item ids
+    begin with their kind, so the first ones by name would be one or two kinds only); a bank
+    as large as the offer takes every item, in order."""
+    from pathlib import Path
+
+    from deepaq.data.nmr_fit import _sample
+
+    items = [(f"{kind}-{i:03d}", Path("c"), Path("c")) for kind in ("drums", "music", "speech", "voices")
+             for i in range(30)]
+    drawn = _sample(items, 20, np.random.default_rng([0, 1]))
+    assert len(drawn) == 20 and drawn == _sample(items, 20, np.random.default_rng([0, 1]))
+    assert {d[0].split("-")[0] for d in drawn} == {"drums", "music", "speech", "voices"}
+    assert _sample(items, 500, np.random.default_rng(0)) == items

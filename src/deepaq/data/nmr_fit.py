@@ -50,7 +50,10 @@ def fit_model_nmr(model: Path, datasets: list[Path], *, bank_split: str = "test"
     from deepaq.scoring import Scorer
     from deepaq.scoring.bank import BANK_FILE
 
-    bank_items = sorted(p for p in clean_pairs(datasets, bank_split) if p[1] == p[2])[:bank_size]
+    clean = sorted(p for p in clean_pairs(datasets, bank_split) if p[1] == p[2])
+    # a seeded draw (its own generator: the training draw below stays as it was), not the first
+    # items by name, which would leave out whole kinds (item ids begin with the kind)
+    bank_items = _sample(clean, bank_size, np.random.default_rng([seed, 1]))
     if not bank_items:
         raise ConfigError(f"no clean items in split {bank_split!r} of {', '.join(map(str, datasets))}")
     scorer = Scorer(model, mapping=False, cache_dir=False)
