@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated dataset folders (deepaq build-data) with clean items per clip")
     parser.add_argument("--bank-split", default="test",
                         help="split whose clean items form the bank (default test: clips the head never fits on)")
-    parser.add_argument("--bank-size", type=int, default=82, help="clean items in the bank, a seeded draw over the split's clean items when it has more (default 82)")
+    parser.add_argument("--bank-size", type=int, default=82,
+                        help="clean items in the bank: a seeded draw when the split has more (default 82)")
     parser.add_argument("--groups", default="part_mean,bank",
                         help="feature groups of the head, of part_mean, part_std, bank (default part_mean,bank)")
     parser.add_argument("--ridge", type=float, default=1e-2, help="ridge strength (default 0.01)")
