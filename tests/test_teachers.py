@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 import torch
@@ -171,6 +172,12 @@ def test_training_with_teachers_over_two_folders_ships_a_quality_mapping(tmp_pat
     assert report["train windows"] > 0 and "2 clean items" in report["bank"]
     nmr = Scorer(best, cache_dir=False).score(degraded=clean / "opus_8.flac", nmr_bank="default")
     assert nmr.mode == "nmr" and nmr.nmr_head and 0.0 <= nmr.quality <= 100.0
+    # the bank from other folders than the head's: its items are the "more" folder's clean ones
+    from deepaq.scoring.bank import EmbeddingBank
+
+    fit_model_nmr(best, roots[:1], bank_split="validation", bank_size=2, max_items=20, bank_datasets=roots[1:])
+    more_items = set(pd.read_parquet(roots[1] / "manifest.parquet").item_id)
+    assert set(EmbeddingBank.load(best / "bank.safetensors").names) <= more_items
     assert main(["calibrate", "--dataset", ",".join(map(str, roots)), "--kind", "quantile", "--model", str(best),
                  "-o", str(tmp_path / "q.json")]) == 0
     quantile = Mapping.load(tmp_path / "q.json")

@@ -15,6 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="model folder: nmr_head.safetensors and bank.safetensors go there")
     parser.add_argument("--data", required=True,
                         help="comma-separated dataset folders (deepaq build-data) with clean items per clip")
+    parser.add_argument("--bank-data", default="",
+                        help="comma-separated dataset folders the bank's clean items come from (default: --data)")
     parser.add_argument("--bank-split", default="test",
                         help="split whose clean items form the bank (default test: clips the head never fits on)")
     parser.add_argument("--bank-size", type=int, default=82,
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
                            bank_split=args.bank_split, bank_size=args.bank_size,
                            groups=tuple(g.strip() for g in args.groups.split(",") if g.strip()),
                            ridge=args.ridge, bank_weight=args.bank_weight, max_items=args.max_items,
-                           seed=args.seed)
+                           seed=args.seed, bank_datasets=[Path(p) for p in args.bank_data.split(",") if p] or None)
     for key, value in report.items():
         print(f"{key}: {value}", file=sys.stderr)
     return 0

@@ -41,8 +41,9 @@ def _sample(pairs: list[Pair], n: int, rng: np.random.Generator) -> list[Pair]:
 
 def fit_model_nmr(model: Path, datasets: list[Path], *, bank_split: str = "test", bank_size: int = 82,
                   groups: tuple[str, ...] = ("part_mean", "bank"), ridge: float = 1e-2, bank_weight: float = 0.5,
-                  max_items: int = 12000, seed: int = 0) -> dict:
-    """Write `model/bank.safetensors` and `model/nmr_head.safetensors`; return what was measured."""
+                  max_items: int = 12000, seed: int = 0, bank_datasets: list[Path] | None = None) -> dict:
+    """Write `model/bank.safetensors` and `model/nmr_head.safetensors`; return what was measured.
+    The bank's clean items come from `bank_datasets` (default: `datasets`, where the head fits)."""
     from scipy.stats import spearmanr
 
     from deepaq.data.teachers import clean_pairs
@@ -50,12 +51,13 @@ def fit_model_nmr(model: Path, datasets: list[Path], *, bank_split: str = "test"
     from deepaq.scoring import Scorer
     from deepaq.scoring.bank import BANK_FILE
 
-    clean = sorted(p for p in clean_pairs(datasets, bank_split) if p[1] == p[2])
+    bank_datasets = bank_datasets or datasets
+    clean = sorted(p for p in clean_pairs(bank_datasets, bank_split) if p[1] == p[2])
     # a seeded draw (its own generator: the training draw below stays as it was), not the first
     # items by name, which would leave out whole kinds (item ids begin with the kind)
     bank_items = _sample(clean, bank_size, np.random.default_rng([seed, 1]))
     if not bank_items:
-        raise ConfigError(f"no clean items in split {bank_split!r} of {', '.join(map(str, datasets))}")
+        raise ConfigError(f"no clean items in split {bank_split!r} of {', '.join(map(str, bank_datasets))}")
     scorer = Scorer(model, mapping=False, cache_dir=False)
     bank = scorer.make_bank([p[2] for p in bank_items], names=[p[0] for p in bank_items])
     rng = np.random.default_rng(seed)
