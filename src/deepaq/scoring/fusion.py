@@ -43,7 +43,8 @@ class Fusion:
         if not 0.0 <= self.twof_weight <= 1.0:
             raise ConfigError(f"fusion twof_weight must be in [0, 1], got {self.twof_weight!r}")
         if self.temperature is not None and not 0.0 < self.temperature < 1e6:
-            raise ConfigError(f"fusion temperature must be a positive number of quality points, got {self.temperature!r}")
+            raise ConfigError(f"fusion temperature must be a positive number of quality points, "
+                              f"got {self.temperature!r}")
 
     def combine(self, model_quality: float, mms: float) -> float:
         w, t = self.twof_weight, self.temperature
