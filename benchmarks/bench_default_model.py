@@ -126,8 +126,8 @@ def score_pairs(pairs: list[dict], metrics: list[str], model: str, cache: ScoreC
             keys["deepaq"] = f"deepaq:{scorer.weights_hash}:{level}"
             scorers["deepaq"] = lambda p: -scorer.score(reference=p["reference"], degraded=p["degraded"]).distance
         else:  # the quality that mixes in the 2f-model
-            keys["deepaq"] = (f"deepaq:{scorer.weights_hash}:{level}:fused-{scorer.fusion.twof_weight:g}-"
-                              f"{scorer.fusion.temperature}-{scorer.mapping.fingerprint}")
+            keys["deepaq"] = (f"deepaq:{scorer.weights_hash}:{level}:{scorer.fusion.describe()}:"
+                              f"{scorer.mapping.fingerprint}")
             scorers["deepaq"] = lambda p: scorer.score(reference=p["reference"], degraded=p["degraded"]).quality
     if "visqol" in metrics:
         from deepaq.baselines.visqol import VisqolV3

@@ -46,8 +46,8 @@ def main() -> int:
     parser.add_argument("--bootstrap", type=int, default=1000)
     args, rest = parser.parse_known_args()
     weights = [float(w) for w in args.weights.split(",")]
-    temperatures = args.temperatures.split(",")
-    names = [f"w{w:g}-t{t}" for t in temperatures for w in weights]
+    candidates = [(f"w{w:g}-t{t}", Fusion(w, None if t == "avg" else float(t)))
+                  for t in args.temperatures.split(",") for w in weights]
     tmp = Path(tempfile.mkdtemp(prefix="deepaq-fusion-"))
     try:
         models = []
@@ -56,12 +56,10 @@ def main() -> int:
             if not (Path(folder) / "mapping.json").is_file():
                 print(f"{folder}: no mapping.json (deepaq calibrate --kind quantile first)", file=sys.stderr)
                 return 1
-            for t in temperatures:
-                for w in weights:
-                    fusion = Fusion(w, None if t == "avg" else float(t))
-                    path = candidate(Path(folder), tmp / f"w{w:g}-t{t}-{name}", fusion)
-                    models += ["--model", f"w{w:g}-t{t}/{name}={path}"]
-        loto = ",".join(names)
+            for label, fusion in candidates:
+                path = candidate(Path(folder), tmp / f"{label}-{name}", fusion)
+                models += ["--model", f"{label}/{name}={path}"]
+        loto = ",".join(label for label, _ in candidates)
         cmd = [sys.executable, str(Path(__file__).with_name("bench_listening.py")), *models, "--loto", loto,
                "--bootstrap", str(args.bootstrap), *rest]
         return subprocess.call(cmd)
