@@ -32,8 +32,8 @@ def test_plan_is_deterministic_and_mixtures_point_at_planned_clips():
     counts = {"sonic-pi": 3, "drums": 2, "music": 4, "speech": 2, "mixture": 3}
     files = [f"s{i}.flac" for i in range(10)]
     a = corpus.plan_corpus(counts, 7, files)
-    with_voices = corpus.plan_corpus({**counts, "voices": 2, "phone": 3}, 7, files)  # an added kind moves no other clip
-    assert [s for s in with_voices if s.kind not in ("voices", "phone")] == a
+    with_voices = corpus.plan_corpus({**counts, "voices": 2, "phone": 3, "soundtrack": 2}, 7, files)  # an added kind moves no other clip
+    assert [s for s in with_voices if s.kind not in ("voices", "phone", "soundtrack")] == a
     assert sum(s.kind == "voices" for s in with_voices) == 2 and sum(s.kind == "phone" for s in with_voices) == 3
     b = corpus.plan_corpus(counts, 7, files)
     assert [(s.clip_id, s.seed, s.params) for s in a] == [(s.clip_id, s.seed, s.params) for s in b]
@@ -108,6 +108,26 @@ def test_telephone_prompts_render():
     power = np.abs(np.fft.rfft(x[0])) ** 2
     above = power[np.fft.rfftfreq(x.shape[1], 1 / SAMPLE_RATE) > 4200].sum()
     assert above < 1e-4 * power.sum()
+
+
+def test_soundtrack_excerpts(tmp_path):
+    """Soundtrack tracks are kept only when long and coded well enough; an excerpt is stereo 48 kHz,
+    not quiet, from inside the track, with the package's licence."""
+    rng = np.random.default_rng(0)
+    t = np.arange(30 * 44100) / 44100
+    music = np.stack([np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 330 * t)], axis=1) * 0.3
+    music[:, :] += 0.05 * rng.standard_normal(music.shape)
+    music[: 12 * 44100] *= 1e-4  # a quiet opening
+    sf.write(tmp_path / "theme.ogg", music, 44100, format="OGG", subtype="VORBIS", compression_level=0.0)  # ~500 kbit/s
+    sf.write(tmp_path / "jingle.ogg", music[: 5 * 44100], 44100, format="OGG", subtype="VORBIS", compression_level=0.0)
+    sf.write(tmp_path / "lofi.ogg", music, 44100, format="OGG", subtype="VORBIS", compression_level=1.0)  # too low a bitrate
+    tracks = corpus.soundtrack_files({"hyperrogue-music": tmp_path})
+    assert [p.name for p, _ in tracks] == ["theme.ogg"] and tracks[0][1].startswith("GPL-2+ (hyperrogue-music")
+    x, meta, licence = corpus.render_soundtrack(6.0, np.random.default_rng(1), tracks)
+    assert x.shape == (2, 6 * SAMPLE_RATE) and licence == tracks[0][1]
+    assert 12 <= meta["start_s"] <= 30 - 5 - 6 and np.sqrt(np.mean(x**2)) > 0.1
+    with pytest.raises(CorpusError, match="no soundtrack"):
+        corpus.render_soundtrack(6.0, np.random.default_rng(1), [])
 
 
 def test_music_render_from_a_score():

@@ -63,8 +63,10 @@ def test_unknown_teacher_is_an_error(dataset):
         label_dataset(dataset, "stoi")
 
 
-def test_pesq_labels_only_speech_clips(tmp_path, visqol_testdata):
-    """PESQ-WB labels the clips of the corpus' speech kinds (recorded speech here) and leaves music alone."""
+@pytest.mark.parametrize("teacher,label", [("pesq", "pesq_wb"), ("visqol_speech", "visqol_speech")])
+def test_speech_teachers_label_only_speech_clips(tmp_path, visqol_testdata, teacher, label):
+    """PESQ-WB and ViSQOL speech mode label the clips of the corpus' speech kinds (recorded speech
+    here) and leave music alone."""
     x, sr = sf.read(visqol_testdata / "CA01_01.wav", dtype="float32")
     (tmp_path / "corpus" / "speech").mkdir(parents=True)
     (tmp_path / "corpus" / "music").mkdir()
@@ -75,8 +77,8 @@ def test_pesq_labels_only_speech_clips(tmp_path, visqol_testdata):
                          split_ratios=(1, 0, 0))
     root = tmp_path / "dataset"
     build_dataset([tmp_path / "corpus"], root, config, workers=0)
-    assert label_dataset(root, "pesq", workers=0) == (3, 0)  # the speech clip's clean, opus 8 and opus 64
-    labels = {k: v["pesq_wb"] for k, v in read_teacher_labels(root).items()}
+    assert label_dataset(root, teacher, workers=0) == (3, 0)  # the speech clip's clean, opus 8 and opus 64
+    labels = {k: v[label] for k, v in read_teacher_labels(root).items()}
     assert all(k.startswith("speech-") for k in labels)
     clip = next(iter(labels)).split("__")[0]
     assert labels[f"{clip}__clean"] > labels[f"{clip}__opus_64"] > labels[f"{clip}__opus_8"]

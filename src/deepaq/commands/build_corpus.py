@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 HELP = ("render a clean 48 kHz corpus: sonic-pi recordings, drum kits, scores via fluidsynth, espeak-ng speech, "
-        "recorded voices, telephone prompts, mixtures")
-EXAMPLE = "deepaq build-corpus work/corpus --music 75 --drums 50 --speech 45 --mixture 35 --sonic-pi 70 --voices 40 --phone 40 --seconds 8"
+        "recorded voices, telephone prompts, game soundtracks, mixtures")
+EXAMPLE = "deepaq build-corpus work/corpus --music 75 --drums 50 --speech 45 --mixture 35 --sonic-pi 70 --voices 40 --phone 40 --soundtrack 60 --seconds 8"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

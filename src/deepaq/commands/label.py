@@ -20,9 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CSV with columns reference,degraded and optional id, bitrate_kbps; or a build-data folder")
     parser.add_argument("-o", "--output", type=Path, metavar="LABELS.csv",
                         help="output CSV (pairs mode, required); if it exists, pairs already scored are skipped")
-    parser.add_argument("--teacher", choices=("peaq", "visqol", "pesq"), default="visqol",
+    parser.add_argument("--teacher", choices=("peaq", "visqol", "pesq", "visqol_speech"), default="visqol",
                         help="dataset mode: the teacher whose labels go to DATASET/teacher-NAME.csv "
-                             "(peaq: 2f-model MMS, ODG, DI and the 11 MOVs; pesq: PESQ-WB on speech clips only; "
+                             "(peaq: 2f-model MMS, ODG, DI and the 11 MOVs; pesq: PESQ-WB and visqol_speech: ViSQOL speech mode, on speech clips only; "
                              "default visqol)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes of the local engine (default: all CPU cores; Ray uses every CPU of its cluster)")
     from deepaq.engine import add_engine_arguments

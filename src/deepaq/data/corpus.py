@@ -17,6 +17,9 @@
   sounds (Debian asterisk-core-sounds-{en,es,fr,it,ru}-wav, five professional speakers,
   8 kHz 16-bit PCM), phrases of one speaker joined with short pauses (mono, band-limited to
   4 kHz as the telephone delivers it);
+- ``soundtrack``: recorded and produced music: excerpts of the game soundtracks Debian ships
+  (wesnoth-1.16-music: orchestral, folk and choir recordings; hyperrogue-music), decoded from
+  Vorbis files coded at `SOUNDTRACK_MIN_KBPS` or more (stereo);
 - ``mixture``: a speech clip over a music or drum clip at a chosen speech-to-music ratio.
 
 Debian packages are fetched with ``apt-get download`` and unpacked with ``dpkg -x`` into
@@ -65,6 +68,13 @@ PHONE_PACKAGES = {
     "asterisk-core-sounds-ru-wav": "CC-BY-3.0 (asterisk-core-sounds-ru-wav: Maxim Topal)",
 }
 DEBIAN_PACKAGES.update({package: "usr/share/asterisk/sounds" for package in PHONE_PACKAGES})
+# Game soundtracks: package -> (music folder, licence from the package's copyright file)
+SOUNDTRACK_PACKAGES = {
+    "wesnoth-1.16-music": ("usr/share/games/wesnoth/1.16/data/core/music",
+                           "GPL-2+ (wesnoth-1.16-music: Battle for Wesnoth's soundtrack, Vorbis)"),
+    "hyperrogue-music": ("usr/share/hyperrogue/music", "GPL-2+ (hyperrogue-music: HyperRogue's soundtrack, Vorbis)"),
+}
+DEBIAN_PACKAGES.update({package: folder for package, (folder, _) in SOUNDTRACK_PACKAGES.items()})
 
 LICENCES = {
     "sonic-pi": "CC0-1.0 (sonic-pi-samples)",
@@ -76,6 +86,8 @@ LICENCES = {
     "voices": "GPL-2+ (ktuberling-data: KTuberling's recorded words, Vorbis)",
 }
 VOICE_MIN_KBPS = 96.0  # recorded words are Vorbis files: lower bitrates are left out
+SOUNDTRACK_MIN_KBPS = 140.0  # stereo music from Vorbis files: only tracks coded this well or better
+SOUNDTRACK_MIN_SECONDS = 20.0  # shorter tracks (jingles, stingers) are left out
 
 
 class CorpusError(DeepaqError):
@@ -640,6 +652,39 @@ def _seconds(path: Path) -> float:
         return 0.0
 
 
+def soundtrack_files(packages: dict[str, Path]) -> list[tuple[Path, str]]:
+    """The soundtrack tracks (with their licence) coded at `SOUNDTRACK_MIN_KBPS` or more and at
+    least `SOUNDTRACK_MIN_SECONDS` long."""
+    tracks = []
+    for package, folder in packages.items():
+        for path in sorted(folder.glob("*.ogg")):
+            try:
+                info = sf.info(str(path))
+            except (RuntimeError, sf.LibsndfileError):
+                continue
+            kbps = path.stat().st_size * 8 / max(info.duration, 1e-9) / 1000
+            if info.duration >= SOUNDTRACK_MIN_SECONDS and kbps >= SOUNDTRACK_MIN_KBPS:
+                tracks.append((path, SOUNDTRACK_PACKAGES[package][1]))
+    return tracks
+
+
+def render_soundtrack(seconds: float, rng: np.random.Generator, tracks: list[tuple[Path, str]]) -> tuple[np.ndarray, dict, str]:
+    """An excerpt of a random track, away from its first and last 5 s, not quiet (stereo); returns
+    audio, parameters and the track's licence."""
+    if not tracks:
+        raise CorpusError("no soundtrack: the soundtrack packages hold no track at the needed quality")
+    path, licence = tracks[int(rng.integers(len(tracks)))]
+    x = to_stereo(read_48k(path))
+    n = int(seconds * SAMPLE_RATE)
+    margin = 5 * SAMPLE_RATE
+    starts = np.arange(margin, max(margin + 1, x.shape[1] - n - margin), SAMPLE_RATE)
+    for start in rng.permutation(starts)[:20]:  # the first excerpt that is not quiet
+        excerpt = x[:, start:start + n]
+        if 20 * np.log10(np.sqrt(np.mean(excerpt**2)) + 1e-12) > -40:
+            return excerpt, {"track": path.name, "start_s": round(int(start) / SAMPLE_RATE, 3)}, licence
+    raise CorpusError(f"{path}: no excerpt of {seconds:g} s above -40 dBFS")
+
+
 def mix_speech_music(speech: np.ndarray, music: np.ndarray, snr_db: float) -> np.ndarray:
     """Speech (centred) over music at a speech-to-music RMS ratio in dB; both the same length."""
     s = to_stereo(speech[:1])
@@ -666,7 +711,7 @@ def plan_corpus(counts: dict[str, int], seed: int, sonic_pi_files: list[str]) ->
     for name in chosen:
         cid = f"sonicpi_{Path(name).stem}"
         specs.append(ClipSpec(cid, "sonic-pi", _seed(seed, cid), {"file": name}))
-    for kind in ("drums", "music", "speech", "voices", "phone"):
+    for kind in ("drums", "music", "speech", "voices", "phone", "soundtrack"):
         for i in range(counts.get(kind, 0)):
             cid = f"{kind}_{i:04d}"
             specs.append(ClipSpec(cid, kind, _seed(seed, cid)))
@@ -681,7 +726,8 @@ def plan_corpus(counts: dict[str, int], seed: int, sonic_pi_files: list[str]) ->
     return specs
 
 
-DEFAULT_COUNTS = {"sonic-pi": 70, "drums": 50, "music": 75, "speech": 45, "mixture": 35, "voices": 0, "phone": 0}
+DEFAULT_COUNTS = {"sonic-pi": 70, "drums": 50, "music": 75, "speech": 45, "mixture": 35, "voices": 0, "phone": 0,
+                  "soundtrack": 0}
 MANIFEST_FIELDS = ["clip_id", "kind", "path", "seconds", "channels", "sample_rate", "licence", "params"]
 
 
@@ -696,6 +742,7 @@ class Sources:
     scores: list[str] = field(default_factory=list)
     voices: dict[str, list[Path]] = field(default_factory=dict)
     phone: dict[str, tuple[list[Path], str]] = field(default_factory=dict)
+    soundtrack: list[tuple[Path, str]] = field(default_factory=list)
     bank: SampleBank = field(default_factory=SampleBank)
 
     @classmethod
@@ -715,6 +762,8 @@ class Sources:
             src.voices = voice_files(fetch_debian_package("ktuberling-data", cache_dir))
         if "phone" in kinds:
             src.phone = phone_files({p: fetch_debian_package(p, cache_dir) for p in PHONE_PACKAGES})
+        if "soundtrack" in kinds:
+            src.soundtrack = soundtrack_files({p: fetch_debian_package(p, cache_dir) for p in SOUNDTRACK_PACKAGES})
         return src
 
 
@@ -744,6 +793,8 @@ def render_clip(spec: ClipSpec, sources: Sources, out_dir: Path, seconds: float)
         speakers = {name: files for name, (files, _) in sources.phone.items()}
         x, meta = render_voices(seconds, rng, speakers, "the asterisk-core-sounds packages")
         licence = sources.phone[meta["language"]][1]
+    elif spec.kind == "soundtrack":
+        x, meta, licence = render_soundtrack(seconds, rng, sources.soundtrack)
     elif spec.kind == "mixture":
         speech = read_48k(out_dir / f"speech/{spec.params['speech']}.flac")
         music_kind = spec.params["music"].split("_")[0].replace("sonicpi", "sonic-pi")

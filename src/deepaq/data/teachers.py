@@ -1,5 +1,5 @@
-"""Teacher labels for a built dataset: PEAQ Basic (2f-model MMS, ODG, the 11 MOVs), ViSQOL v3,
-and PESQ-WB on speech clips.
+"""Teacher labels for a built dataset: PEAQ Basic (2f-model MMS, ODG, the 11 MOVs), ViSQOL v3
+(audio mode), and on speech clips PESQ-WB and ViSQOL v3 speech mode.
 
 Each item of `manifest.parquet` is scored against its clip's clean item. Results go to one
 CSV per teacher beside the manifest (`teacher-peaq.csv`, `teacher-visqol.csv`), appended
@@ -12,7 +12,9 @@ Every teacher scores the mono downmix of each pair, which is what the built-in m
 about 1/8 of ViSQOL here, so a dataset gets its PEAQ labels first and its ViSQOL labels in the
 background over as long as they take. PESQ (P.862.2, wide band, 16 kHz) is a speech metric:
 it labels only clips of the corpus' speech kinds (`SPEECH_KINDS`: espeak speech, recorded
-voices, telephone prompts); other items have no `pesq_wb` label. Items are scored clip by
+voices, telephone prompts); other items have no `pesq_wb` label. ViSQOL's speech mode
+(`visqol_speech`: 16 kHz, voice-activity patches, the polynomial mapping) labels the same
+clips. Items are scored clip by
 clip in a seeded random order of clips, so a run stopped part-way leaves whole clips
 labelled, spread over the set.
 """
@@ -32,7 +34,8 @@ import numpy as np
 from deepaq.engine import Engine, given_or_local
 from deepaq.errors import ConfigError
 
-TEACHERS = ("peaq", "visqol", "pesq")
+TEACHERS = ("peaq", "visqol", "pesq", "visqol_speech")
+SPEECH_TEACHERS = ("pesq", "visqol_speech")  # label the clips of SPEECH_KINDS only
 PEAQ_COLUMNS = ("mms_2f", "odg", "distortion_index")
 SPEECH_KINDS = ("speech", "voices", "phone")  # clip ids start with their corpus kind
 
@@ -48,6 +51,8 @@ def _columns(teacher: str) -> tuple[str, ...]:
         return ("item_id", *PEAQ_COLUMNS, *MOV_NAMES, "error")
     if teacher == "pesq":
         return ("item_id", "pesq_wb", "error")
+    if teacher == "visqol_speech":
+        return ("item_id", "visqol_speech", "error")
     return ("item_id", "visqol_mos", "error")
 
 
@@ -66,6 +71,8 @@ def score_item(task: tuple[str, str, str, str, str]) -> dict[str, Any]:
             row.update(mms_2f=result.mms_2f, odg=result.odg, distortion_index=result.distortion_index, **result.movs)
         elif teacher == "pesq":
             row["pesq_wb"] = _pesq_wb().score(reference=ref, degraded=deg)
+        elif teacher == "visqol_speech":
+            row["visqol_speech"] = _visqol_speech().score(reference=ref, degraded=deg)
         else:
             from deepaq.data.labels import visqol_scorer
 
@@ -81,6 +88,14 @@ def _pesq_wb():
     from deepaq.baselines.speech import Pesq
 
     return Pesq("wb")
+
+
+@lru_cache(maxsize=1)
+def _visqol_speech():
+    """This process's ViSQOL speech-mode scorer (16 kHz, polynomial mapping), made once."""
+    from deepaq.baselines.speech import VisqolSpeech
+
+    return VisqolSpeech()
 
 
 def _mono(path: Path) -> tuple:
@@ -106,7 +121,7 @@ def label_dataset(root: str | Path, teacher: str, *, workers: int = 1, engine: E
     clips = sorted(clean)
     rank = {clip: k for k, clip in enumerate(np.random.default_rng(0).permutation(clips))}
     rows = sorted((r for r in items if r["item_id"] not in done and r["clip_id"] in clean
-                   and (teacher != "pesq" or is_speech(r["clip_id"]))),
+                   and (teacher not in SPEECH_TEACHERS or is_speech(r["clip_id"]))),
                   key=lambda r: (rank[r["clip_id"]], r["item_id"]))
     todo = [(teacher, str(root), r["item_id"], clean[r["clip_id"]], r["path"]) for r in rows]
     todo = todo[:limit] if limit else todo
