@@ -164,6 +164,39 @@ def test_deepaq_loss_adds_the_rank_term_per_teacher():
     assert float(total) == pytest.approx(float(base) + 0.5 * 2.0 * float(rank))
 
 
+def test_a_committee_target_replaces_the_per_teacher_rank_terms():
+    """With a committee target the ranking term ranks by it once; Rank-N-Contrast stays per teacher."""
+    from deepaq.losses import distance_rank_loss
+
+    torch.manual_seed(2)
+    f = torch.randn(6, 4)
+    clips = torch.tensor([0, 0, 0, 1, 1, 1])
+    is_clean = torch.tensor([True, False, False, True, False, False])
+    mms = torch.tensor([100.0, 60.0, 20.0, 100.0, 40.0, 80.0])
+    visqol = torch.tensor([4.7, 2.0, 3.0, 4.7, 1.5, 4.0])
+    committee = torch.tensor([1.0, 0.4, 0.3, 1.0, 0.0, 0.7])
+    nan = torch.full((6,), math.nan)
+    teachers = {"mms_2f": (mms, 1.0), "visqol_mos": (visqol, 1.0)}
+    base, _ = deepaq_loss(f, nan, nan, teachers=teachers, bitrate_weight=0.0)
+    total, parts = deepaq_loss(f, nan, nan, teachers=teachers, bitrate_weight=0.0, clips=clips, is_clean=is_clean,
+                               rank_weight=0.5, committee=committee)
+    assert "loss_rank_mms_2f" not in parts and "loss_rank_visqol_mos" not in parts
+    rank = distance_rank_loss(f, committee, clips, is_clean)
+    assert parts["loss_rank_committee"] == pytest.approx(float(rank))
+    assert float(total) == pytest.approx(float(base) + 0.5 * float(rank))
+
+
+def test_committee_target_is_the_mean_percentile_rank_of_the_teachers_that_labelled_an_item():
+    from deepaq.data.dataset import committee_target
+
+    labels = {"a": {"mms_2f": 10.0, "pesq_wb": 4.0}, "b": {"mms_2f": 50.0}, "c": {"mms_2f": 90.0, "pesq_wb": 2.0},
+              "d": {}}
+    target = committee_target(["a", "b", "c", "d"], labels, ("mms_2f", "pesq_wb"))
+    # mms ranks a 0, b 0.5, c 1; PESQ (speech items a and c only) ranks c 0, a 1
+    assert target[:3] == pytest.approx([0.5, 0.5, 0.5]) and math.isnan(target[3])
+    assert committee_target(["a"], labels, ()) is None
+
+
 def test_distance_rank_loss_ranks_the_models_distance():
     """An L1 distance ranks L1 distances: item 1 is nearer its clean item than item 2 in L2, farther in L1."""
     from deepaq.losses import distance_rank_loss

@@ -96,6 +96,13 @@ def test_dataset_carries_teacher_labels_into_the_loss(dataset):
     loss, parts = deepaq_loss(emb, batch["visqol"], batch["bitrate"], teachers=teachers, bitrate_weight=0.0)
     loss.backward()
     assert parts["loss_mms_2f"] > 0 and emb.grad.abs().sum() > 0
+    # the committee of two teachers: one target per item in [0, 1], also read into the fingerprint
+    judged = ManifestDataset(dataset, "train", 48000, 2.0, teachers=("mms_2f",), committee=("mms_2f", "odg"))
+    committee = collate([judged[i] for i in range(len(judged))])["committee"]
+    assert torch.isfinite(committee).all() and 0 <= float(committee.min()) < float(committee.max()) <= 1
+    clean = torch.tensor([judged[i]["is_clean"] for i in range(len(judged))])
+    assert float(committee[clean].min()) > float(committee[~clean].mean())
+    assert judged.fingerprint() != ManifestDataset(dataset, "train", 48000, 2.0, teachers=("mms_2f",)).fingerprint()
 
 
 def test_two_dataset_folders_share_their_clips(dataset, tmp_path):

@@ -118,6 +118,8 @@ def test_an_l1_model_validates_and_scores_with_l1(data, tmp_path, monkeypatch):
         merge_config({"loss": {"distance": "regions"}})
     with pytest.raises(ConfigError, match="loss.*distance must be empty or one of"):
         merge_config({"loss": {"distance": "cosine"}})
+    with pytest.raises(ConfigError, match=r"\[loss\] committee must be a list of teacher label names"):
+        merge_config({"loss": {"committee": "mms_2f"}})
 
 
 def test_a_model_with_time_parts_trains_and_scores_part_by_part(data, tmp_path):

@@ -88,7 +88,8 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
                 is_clean: torch.Tensor | None = None, rank_weight: float = 0.0, rank_scale: float = 1.0,
                 ladders: torch.Tensor | None = None, ladder_steps: torch.Tensor | None = None,
                 ladder_weight: float = 0.0, distance: PairDistance = PairDistance(),
-                ladder_embeddings: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                ladder_embeddings: torch.Tensor | None = None,
+                committee: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """The DeePAQ loss of a batch and its parts (for logging), see the module docstring.
 
     `teachers` maps a label name to `(labels [N] with NaN where missing, weight)`.
@@ -96,7 +97,9 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
     with every clean item a candidate of each group: in a batch that mixes codecs, equal
     bitrates of two codecs are not equal quality.
     `rank_weight` adds, for each teacher, `rank_weight * w_t * distance_rank_loss` over the
-    batch's `clips` (int `[N]`) and their clean items (`is_clean`).
+    batch's `clips` (int `[N]`) and their clean items (`is_clean`); with a `committee` target
+    (`[N]`, NaN where missing, `deepaq.data.dataset.committee_target`) one such term ranks by it
+    instead.
     `ladder_weight` adds `ladder_weight * distance_rank_loss` by `ladder_steps` (NaN outside
     ladders) over pairs of the same ladder (`ladders`, int `[N]`). Both rank the model's pair
     `distance` (`deepaq.models.distance`); Rank-N-Contrast keeps the paper's L2.
@@ -113,7 +116,8 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
         terms = rnc_loss(embeddings, labels, temperature, candidates=torch.isfinite(labels))
         total = total + weight * terms.sum() / n
         parts[f"loss_{name}"] = float(terms.sum().detach()) / n
-    for name, (labels, weight) in (teachers or {}).items():
+    ranked_by = {"committee": (committee, 1.0)} if committee is not None else (teachers or {})
+    for name, (labels, weight) in ranked_by.items():
         if rank_weight and weight:
             rank = distance_rank_loss(embeddings, labels, clips, is_clean, rank_scale, distance=distance)
             total = total + rank_weight * weight * rank

@@ -88,6 +88,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # weight of the pairwise ranking of distances-to-clean by each teacher (deepaq.losses.distance_rank_loss)
         "rank_weight": 0.0,
         "rank_scale": 1.0,
+        # teacher labels whose committee target (mean percentile rank, deepaq.data.dataset.committee_target)
+        # the ranking term ranks by instead of by each teacher; [] = each teacher
+        "committee": [],
         "ladder_weight": 0.0,  # the same ranking within each ladder by its known order (deepaq.degradations.ladders)
         "distance": "",  # the distance the two ranking terms rank ("": the model's pair distance)
     },
@@ -163,6 +166,9 @@ def merge_config(raw: dict, source: str = "<config>") -> dict[str, dict[str, Any
     teachers = config["loss"]["teachers"]
     if not isinstance(teachers, dict) or not all(isinstance(w, (int, float)) for w in teachers.values()):
         raise ConfigError(f"{source}: [loss] teachers must map label names to weights, e.g. {{mms_2f = 1.0}}")
+    committee = config["loss"]["committee"]
+    if not isinstance(committee, list) or not all(isinstance(name, str) for name in committee):
+        raise ConfigError(f"{source}: [loss] committee must be a list of teacher label names, e.g. [\"mms_2f\", \"visqol_mos\"]")
     if config["loss"]["bitrate_groups"] not in ("none", "codec"):
         raise ConfigError(f"{source}: [loss] bitrate_groups must be none or codec")
     if config["train"]["quality_scale"] not in ("", "visqol", *teachers):
@@ -474,9 +480,9 @@ def _loaders(config: dict, sample_rate: int, dist: Dist):
     from deepaq.data.dataset import ClipBatchSampler, ManifestDataset, collate
 
     d, seed = config["data"], config["train"]["seed"]
-    teachers = tuple(config["loss"]["teachers"])
+    teachers, committee = tuple(config["loss"]["teachers"]), tuple(config["loss"]["committee"])
     train_set = ManifestDataset(d["root"], d["train_split"], sample_rate, d["window_seconds"], d["random_crop"], seed,
-                                teachers)
+                                teachers, committee)
     val_set = ManifestDataset(d["root"], d["validation_split"], sample_rate, d["window_seconds"], False, seed, teachers)
     sampler = ClipBatchSampler(train_set.clip_ids, train_set.is_clean, d["clips_per_batch"], d["items_per_clip"],
                                shuffle=True, seed=seed, rank=dist.rank, world_size=dist.world_size,
@@ -595,7 +601,8 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
                                           loss_cfg["rank_weight"], loss_cfg["rank_scale"],
                                           _codes(batch["ladder"]).to(dist.device), batch["ladder_step"].to(dist.device),
                                           loss_cfg["ladder_weight"], distance,
-                                          ladder_emb[0].float() if ladder_emb else None)
+                                          ladder_emb[0].float() if ladder_emb else None,
+                                          batch["committee"].to(dist.device) if loss_cfg["committee"] else None)
                 (loss / accum).backward()
             if not sync:
                 continue

@@ -47,7 +47,7 @@ class ManifestDataset(Dataset):
 
     def __init__(self, root: str | Path | Sequence[str | Path], split: str | None, sample_rate: int,
                  window_seconds: float | None = None, random_crop: bool = False, seed: int = 0,
-                 teachers: tuple[str, ...] = ()):
+                 teachers: tuple[str, ...] = (), committee: tuple[str, ...] = ()):
         import pandas as pd
 
         from deepaq.data.manifest import read_manifest
@@ -82,6 +82,7 @@ class ManifestDataset(Dataset):
         self.teachers = tuple(teachers)
         self.teacher_labels = np.array([[labels.get(i, {}).get(t, math.nan) for t in self.teachers] for i in ids],
                                        dtype=np.float64).reshape(len(ids), len(self.teachers))
+        self.committee = committee_target(ids, labels, tuple(committee))
         self.visqol = self.items["visqol_mos"].to_numpy(dtype=np.float64)
         from_teacher = np.array([labels.get(i, {}).get("visqol_mos", math.nan) for i in ids])
         self.visqol = np.where(np.isnan(self.visqol), from_teacher, self.visqol)
@@ -97,6 +98,8 @@ class ManifestDataset(Dataset):
             size = (Path(row.folder) / row.path).stat().st_size
             labels = ",".join(repr(float(v)) for v in (self.visqol[k], row.bitrate_kbps, self.ladder_steps[k],
                                                         *self.teacher_labels[k]))
+            if self.committee is not None:
+                labels += f",{float(self.committee[k])!r}"
             digest.update(f"{row.item_id}|{row.codec}|{self.ladders[k]}|{labels}|{size}\n".encode())
         return digest.hexdigest()[:16]
 
@@ -141,6 +144,7 @@ class ManifestDataset(Dataset):
             "length": length,
             "visqol": float(self.visqol[index]),
             "teachers": self.teacher_labels[index],
+            "committee": math.nan if self.committee is None else float(self.committee[index]),
             "bitrate": float(row["bitrate_kbps"]),
             "item_id": str(row["item_id"]),
             "clip_id": str(row["clip_id"]),
@@ -149,6 +153,27 @@ class ManifestDataset(Dataset):
             "ladder": self.ladders[index],
             "ladder_step": float(self.ladder_steps[index]) if self.ladders[index] else math.nan,
         }
+
+
+def committee_target(ids: Sequence[str], labels: dict[str, dict[str, float]],
+                     members: tuple[str, ...]) -> np.ndarray | None:
+    """The committee's verdict on each item: the mean over the `members` (teacher labels, higher
+    is better) of the item's percentile rank among the items that member labelled (0-1, ties
+    averaged); NaN where no member labelled the item; None without members. Ranks put
+    teachers of different scales on one, and a teacher that labels only some items (PESQ on
+    speech) ranks those among themselves."""
+    if not members:
+        return None
+    from scipy.stats import rankdata
+
+    ranks = np.full((len(ids), len(members)), np.nan)
+    for j, member in enumerate(members):
+        values = np.array([labels.get(i, {}).get(member, math.nan) for i in ids], dtype=np.float64)
+        known = np.isfinite(values)
+        if known.sum() > 1:
+            ranks[known, j] = (rankdata(values[known]) - 1) / (known.sum() - 1)
+    counts = np.isfinite(ranks).sum(axis=1)
+    return np.where(counts > 0, np.nansum(ranks, axis=1) / np.maximum(counts, 1), np.nan)
 
 
 def collate(items: list[dict]) -> dict:
@@ -163,6 +188,7 @@ def collate(items: list[dict]) -> dict:
         "visqol": torch.tensor([item["visqol"] for item in items], dtype=torch.float32),
         "bitrate": torch.tensor([item["bitrate"] for item in items], dtype=torch.float32),
         "teachers": torch.tensor(np.stack([item["teachers"] for item in items]), dtype=torch.float32),
+        "committee": torch.tensor([item["committee"] for item in items], dtype=torch.float32),
         "item_id": [item["item_id"] for item in items],
         "clip_id": [item["clip_id"] for item in items],
         "codec": [item["codec"] for item in items],
