@@ -147,15 +147,19 @@ def test_distance_rank_loss_orders_distances_to_each_items_own_clean_item_across
     assert distance_rank_loss(e, nan, groups, is_clean) == 0
 
 
-def test_deepaq_loss_adds_the_rank_term_per_teacher():
-    from deepaq.losses import distance_rank_loss
-
-    torch.manual_seed(1)
-    f = torch.randn(6, 4)
+def _two_clips(seed: int):
+    """A batch of two clips (clean + two degraded each): embeddings, clips, clean flags, MMS, NaNs."""
+    torch.manual_seed(seed)
     clips = torch.tensor([0, 0, 0, 1, 1, 1])
     is_clean = torch.tensor([True, False, False, True, False, False])
     mms = torch.tensor([100.0, 60.0, 20.0, 100.0, 40.0, 80.0])
-    nan = torch.full((6,), math.nan)
+    return torch.randn(6, 4), clips, is_clean, mms, torch.full((6,), math.nan)
+
+
+def test_deepaq_loss_adds_the_rank_term_per_teacher():
+    from deepaq.losses import distance_rank_loss
+
+    f, clips, is_clean, mms, nan = _two_clips(1)
     base, _ = deepaq_loss(f, nan, nan, teachers={"mms_2f": (mms, 2.0)}, bitrate_weight=0.0)
     total, parts = deepaq_loss(f, nan, nan, teachers={"mms_2f": (mms, 2.0)}, bitrate_weight=0.0,
                                clips=clips, is_clean=is_clean, rank_weight=0.5)
@@ -168,14 +172,9 @@ def test_a_committee_target_replaces_the_per_teacher_rank_terms():
     """With a committee target the ranking term ranks by it once; Rank-N-Contrast stays per teacher."""
     from deepaq.losses import distance_rank_loss
 
-    torch.manual_seed(2)
-    f = torch.randn(6, 4)
-    clips = torch.tensor([0, 0, 0, 1, 1, 1])
-    is_clean = torch.tensor([True, False, False, True, False, False])
-    mms = torch.tensor([100.0, 60.0, 20.0, 100.0, 40.0, 80.0])
+    f, clips, is_clean, mms, nan = _two_clips(2)
     visqol = torch.tensor([4.7, 2.0, 3.0, 4.7, 1.5, 4.0])
     committee = torch.tensor([1.0, 0.4, 0.3, 1.0, 0.0, 0.7])
-    nan = torch.full((6,), math.nan)
     teachers = {"mms_2f": (mms, 1.0), "visqol_mos": (visqol, 1.0)}
     base, _ = deepaq_loss(f, nan, nan, teachers=teachers, bitrate_weight=0.0)
     total, parts = deepaq_loss(f, nan, nan, teachers=teachers, bitrate_weight=0.0, clips=clips, is_clean=is_clean,

@@ -16,11 +16,13 @@ EXAMPLE = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from deepaq.data.teachers import TEACHERS
+
     parser.add_argument("pairs", type=Path, metavar="PAIRS.csv|DATASET",
                         help="CSV with columns reference,degraded and optional id, bitrate_kbps; or a build-data folder")
     parser.add_argument("-o", "--output", type=Path, metavar="LABELS.csv",
                         help="output CSV (pairs mode, required); if it exists, pairs already scored are skipped")
-    parser.add_argument("--teacher", choices=("peaq", "visqol", "pesq", "visqol_speech"), default="visqol",
+    parser.add_argument("--teacher", choices=TEACHERS, default="visqol",
                         help="dataset mode: the teacher whose labels go to DATASET/teacher-NAME.csv "
                              "(peaq: 2f-model MMS, ODG, DI and the 11 MOVs; pesq: PESQ-WB and visqol_speech: ViSQOL speech mode, on speech clips only; "
                              "default visqol)")
