@@ -10,7 +10,7 @@ and of every teacher label present, then the Spearman correlation of each score 
 teacher over items and over family means. No listener is involved: agreement with a teacher is
 a proxy, not the aim; it shows where the scale goes wrong.
 
-    python benchmarks/bench_family_scale.py work/dataset-v4
+    python benchmarks/bench_family_scale.py                  # work/dataset-v4, skipped when not built
     python benchmarks/bench_family_scale.py work/dataset-v4 --model work/runs/x/checkpoints/best --max-items 500
 """
 
@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 LABELS = ("mms_2f", "pesq_wb", "visqol_mos", "visqol_speech")  # teacher columns shown when present
+MOS_LABELS = ("pesq_wb", "visqol_mos", "visqol_speech")  # on a 1-5 scale: two decimals
 
 
 def held_out_items(root: Path, splits: list[str], max_items: int, seed: int):
@@ -41,7 +42,8 @@ def held_out_items(root: Path, splits: list[str], max_items: int, seed: int):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("dataset", type=Path, help="a dataset folder with teacher-*.csv labels")
+    parser.add_argument("dataset", type=Path, nargs="?", default=Path("work/dataset-v4"),
+                        help="a dataset folder with teacher-*.csv labels (default: work/dataset-v4)")
     parser.add_argument("--model", default=None, help="model folder (default: the shipped model)")
     parser.add_argument("--splits", default="validation,test", help="splits scored (default: validation,test)")
     parser.add_argument("--max-items", type=int, default=2000, help="seeded sample when there are more (default 2000)")
@@ -53,6 +55,9 @@ def main() -> int:
     from deepaq.errors import DeepaqError
     from deepaq.scoring import DEFAULT_MODEL, Scorer
 
+    if not (args.dataset / "manifest.parquet").is_file():
+        print(f"skipped: no dataset at {args.dataset} (`deepaq build-data`, then `deepaq label`)")
+        return 0
     items = held_out_items(args.dataset, args.splits.split(","), args.max_items, args.seed)
     labels = read_teacher_labels(args.dataset)
     for name in LABELS:
@@ -66,10 +71,11 @@ def main() -> int:
     for row in items.itertuples():
         try:
             r = scorer.score(reference=args.dataset / row.clean_path, degraded=args.dataset / row.path)
-            fused.append(r.quality), network.append(r.model_quality)
         except DeepaqError as exc:
             print(f"skipped {row.item_id}: {exc}", file=sys.stderr)
-            fused.append(math.nan), network.append(math.nan)
+            r = None
+        fused.append(math.nan if r is None else r.quality)
+        network.append(math.nan if r is None else r.model_quality)
     items = items.assign(deepaq=fused, network=network).dropna(subset=["deepaq"])
     scores = ["deepaq", "network", *shown]
     print(f"\nmodel {scorer.model_id} {scorer.model_version}; {args.dataset}, splits {args.splits}: "
@@ -79,7 +85,7 @@ def main() -> int:
     print("|---|---|" + "---|" * len(scores))
     for family, row in means.sort_values(shown[0]).iterrows():
         n = int((items.family == family).sum())
-        print(f"| {family} | {n} | " + " | ".join(f"{row[s]:.2f}" if s in shown and row[s] < 10 else f"{row[s]:.1f}"
+        print(f"| {family} | {n} | " + " | ".join(f"{row[s]:.2f}" if s in MOS_LABELS else f"{row[s]:.1f}"
                                                    for s in scores) + " |")
     print("\nSpearman with each teacher, over items (over family means)\n")
     print("| score | " + " | ".join(shown) + " |")

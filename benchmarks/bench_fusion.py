@@ -6,7 +6,7 @@ one run of bench_listening.py.
     python benchmarks/bench_fusion.py --seed s1=src/deepaq/weights/deepaq-compact \\
         --seed s0=work/runs/compact-0.6-seed0/checkpoints/best --seed s2=work/runs/compact-0.6-seed2/checkpoints/best
 
-Each seed folder needs its own `mapping.json` (`deepaq calibrate --dataset ... --kind quantile`).
+Without `--seed`: the shipped model alone. Each seed folder needs its own `mapping.json` (`deepaq calibrate --dataset ... --kind quantile`).
 For each seed, temperature and weight a candidate folder is made in a temporary folder (links
 to the weights and the mapping, a `fusion.json`); the candidates are named `wW-tT/SEED`
 (`tavg`: the average), so `--loto` scores each candidate by its mean over the seeds.
@@ -24,7 +24,8 @@ from pathlib import Path
 from deepaq.scoring.fusion import FILE_NAME, Fusion
 
 WEIGHTS = (0.0, 0.4, 0.6, 0.65, 0.7, 0.8, 0.9)
-TEMPERATURES = ("avg", "10")  # avg: the weighted average; a number: the soft maximum at that temperature
+TEMPERATURES = ("avg", "10")
+SHIPPED = Path(__file__).resolve().parents[1] / "src" / "deepaq" / "weights" / "deepaq-compact"  # avg: the weighted average; a number: the soft maximum at that temperature
 
 
 def candidate(folder: Path, out: Path, fusion: Fusion) -> Path:
@@ -38,8 +39,9 @@ def candidate(folder: Path, out: Path, fusion: Fusion) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", action="append", required=True, metavar="NAME=FOLDER",
-                        help="a trained model folder with its mapping.json (repeatable: one per seed)")
+    parser.add_argument("--seed", action="append", metavar="NAME=FOLDER",
+                        help="a trained model folder with its mapping.json (repeatable: one per seed; "
+                             "default: the shipped model)")
     parser.add_argument("--weights", default=",".join(map(str, WEIGHTS)), help="candidate 2f weights")
     parser.add_argument("--temperatures", default=",".join(TEMPERATURES),
                         help="candidate forms: avg (weighted average) or soft-maximum temperatures in quality points")
@@ -51,7 +53,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="deepaq-fusion-"))
     try:
         models = []
-        for item in args.seed:
+        for item in args.seed or [f"shipped={SHIPPED}"]:
             name, _, folder = item.partition("=")
             if not (Path(folder) / "mapping.json").is_file():
                 print(f"{folder}: no mapping.json (deepaq calibrate --kind quantile first)", file=sys.stderr)
