@@ -147,6 +147,39 @@ def test_distance_rank_loss_orders_distances_to_each_items_own_clean_item_across
     assert distance_rank_loss(e, nan, groups, is_clean) == 0
 
 
+def test_nmr_rank_loss_orders_distances_to_the_other_clips_clean_items():
+    from deepaq.losses import nmr_rank_loss
+
+    groups = torch.tensor([0, 0, 0, 1, 1])
+    is_clean = torch.tensor([True, False, False, True, False])
+    labels = torch.tensor([100.0, 80.0, 20.0, 100.0, 50.0])
+    e = torch.zeros(5, 2)
+    e[3] = torch.tensor([10.0, 0.0])  # clip 1's clean item: the bank of clip 0's items
+    # clip 0's items by their distance to clip 1's clean item: the better (80) nearer, then the worse (20)
+    e[1], e[2] = torch.tensor([8.0, 0.0]), torch.tensor([4.0, 0.0])
+    right = nmr_rank_loss(e, labels, groups, is_clean)
+    e[1], e[2] = torch.tensor([4.0, 0.0]), torch.tensor([8.0, 0.0])
+    wrong = nmr_rank_loss(e, labels, groups, is_clean)
+    assert right < wrong  # [8, 0] lies 2 from the bank, [4, 0] 6
+    e = e.clone().requires_grad_(True)
+    nmr_rank_loss(e, labels, groups, is_clean).backward()
+    assert e.grad[3].abs().sum() > 0  # the bank's clean items move too
+    assert nmr_rank_loss(e, torch.full((5,), math.nan), groups, is_clean) == 0
+    assert nmr_rank_loss(e, labels, groups, torch.tensor([True, False, False, False, False])) == 0  # no bank
+
+
+def test_deepaq_loss_adds_the_nmr_term_per_teacher():
+    from deepaq.losses import nmr_rank_loss
+
+    f, clips, is_clean, mms, nan = _two_clips(3)
+    base, _ = deepaq_loss(f, nan, nan, teachers={"mms_2f": (mms, 2.0)}, bitrate_weight=0.0)
+    total, parts = deepaq_loss(f, nan, nan, teachers={"mms_2f": (mms, 2.0)}, bitrate_weight=0.0,
+                               clips=clips, is_clean=is_clean, nmr_weight=0.5)
+    nmr = nmr_rank_loss(f, mms, clips, is_clean)
+    assert "loss_rank_mms_2f" not in parts and parts["loss_nmr_mms_2f"] == pytest.approx(float(nmr))
+    assert float(total) == pytest.approx(float(base) + 0.5 * 2.0 * float(nmr))
+
+
 def _two_clips(seed: int):
     """A batch of two clips (clean + two degraded each): embeddings, clips, clean flags, MMS, NaNs."""
     torch.manual_seed(seed)

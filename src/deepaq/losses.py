@@ -36,6 +36,9 @@ over every pair of items of a batch (any clips) whose teacher labels differ, the
 should lie nearer to its clean item, L = mean softplus((d_better - d_worse) / scale).
 The ladder term is the same ranking within each ladder (one family at severities of known
 order on one clip, `deepaq.degradations.ladders`) by its steps: labels no teacher gives.
+`nmr_rank_loss` is the ranking for the non-matching-reference mode: each item's distance is
+its mean distance to the clean items of the batch's *other* clips (what NMR scoring measures
+against a bank), and the better item of every pair should again lie nearer.
 """
 
 from __future__ import annotations
@@ -89,7 +92,7 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
                 ladders: torch.Tensor | None = None, ladder_steps: torch.Tensor | None = None,
                 ladder_weight: float = 0.0, distance: PairDistance = PairDistance(),
                 ladder_embeddings: torch.Tensor | None = None,
-                committee: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                committee: torch.Tensor | None = None, nmr_weight: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
     """The DeePAQ loss of a batch and its parts (for logging), see the module docstring.
 
     `teachers` maps a label name to `(labels [N] with NaN where missing, weight)`.
@@ -105,6 +108,7 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
     `distance` (`deepaq.models.distance`); Rank-N-Contrast keeps the paper's L2.
     `ladder_embeddings` (default `embeddings`) are what the ladder term ranks: e.g. the same
     items' embeddings of time parts where the other terms see whole windows.
+    `nmr_weight` adds `nmr_weight * w_t * nmr_rank_loss` by the same labels as the ranking term.
     """
     n = embeddings.shape[0]
     total = embeddings.new_zeros(())
@@ -122,6 +126,10 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
             rank = distance_rank_loss(embeddings, labels, clips, is_clean, rank_scale, distance=distance)
             total = total + rank_weight * weight * rank
             parts[f"loss_rank_{name}"] = float(rank.detach())
+        if nmr_weight and weight:
+            nmr = nmr_rank_loss(embeddings, labels, clips, is_clean, rank_scale, distance=distance)
+            total = total + nmr_weight * weight * nmr
+            parts[f"loss_nmr_{name}"] = float(nmr.detach())
     if ladder_weight and ladders is not None:
         ranked = embeddings if ladder_embeddings is None else ladder_embeddings
         ladder = distance_rank_loss(ranked, ladder_steps, clips, is_clean, rank_scale, pair_groups=ladders,
@@ -166,6 +174,29 @@ def distance_rank_loss(embeddings: torch.Tensor, labels: torch.Tensor, groups: t
     if pair_groups is not None:
         p = pair_groups[idx]
         better = better & (p[:, None] == p[None, :])
+    if not better.any():
+        return embeddings.new_zeros(())
+    return torch.nn.functional.softplus((d[:, None] - d[None, :]) / scale)[better].mean()
+
+
+def nmr_rank_loss(embeddings: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor, is_clean: torch.Tensor,
+                  scale: float = 1.0, distance: PairDistance = PairDistance()) -> torch.Tensor:
+    """Pairwise ranking, by `labels` (higher = better), of each item's mean distance to the
+    clean items of the *other* groups (clips) of the batch: the NMR distance, with the batch's
+    other clean clips as the bank. Clean items take part (their own clip's clean item is
+    themselves, never in their bank). Items with a NaN label take no part; returns 0 when no
+    pair is ordered or the batch has fewer than two clean items.
+    """
+    clean = is_clean.nonzero().flatten()
+    keep = torch.isfinite(labels).nonzero().flatten()
+    if len(clean) < 2 or len(keep) < 2:
+        return embeddings.new_zeros(())
+    d = distance(embeddings[keep][:, None] - embeddings[clean][None], torch.linalg.vector_norm)  # [k, c]
+    other = (groups[keep][:, None] != groups[clean][None]).to(d.dtype)
+    has_bank = other.sum(1) > 0
+    d = (d * other).sum(1) / other.sum(1).clamp(min=1)
+    y = labels[keep]
+    better = (y[:, None] > y[None, :]) & has_bank[:, None] & has_bank[None, :]
     if not better.any():
         return embeddings.new_zeros(())
     return torch.nn.functional.softplus((d[:, None] - d[None, :]) / scale)[better].mean()

@@ -93,6 +93,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "committee": [],
         "ladder_weight": 0.0,  # the same ranking within each ladder by its known order (deepaq.degradations.ladders)
         "distance": "",  # the distance the two ranking terms rank ("": the model's pair distance)
+        # weight of the same ranking of each item's mean distance to the batch's other clips'
+        # clean items (the NMR distance, deepaq.losses.nmr_rank_loss), by the ranking term's labels
+        "nmr_weight": 0.0,
     },
     "optim": {
         "lr": 1e-4,
@@ -602,7 +605,8 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
                                           _codes(batch["ladder"]).to(dist.device), batch["ladder_step"].to(dist.device),
                                           loss_cfg["ladder_weight"], distance,
                                           ladder_emb[0].float() if ladder_emb else None,
-                                          batch["committee"].to(dist.device) if loss_cfg["committee"] else None)
+                                          batch["committee"].to(dist.device) if loss_cfg["committee"] else None,
+                                          loss_cfg["nmr_weight"])
                 (loss / accum).backward()
             if not sync:
                 continue
