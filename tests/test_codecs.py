@@ -92,6 +92,12 @@ def test_bad_codec_settings_are_clear_errors(codec, kbps, problem):
         codecs.degrade(np.zeros((1, 4800), np.float32), 48000, codec, kbps)
 
 
+def test_an_encoder_missing_from_the_ffmpeg_build_is_a_clear_error():
+    spec = codecs.CodecSpec("no_such_encoder", "ogg", 6, 510)
+    with pytest.raises(CodecError, match="no_such_encoder: this PyAV build .* has no such encoder"):
+        codecs.round_trip(np.zeros((1, 4800), np.float32), 48000, spec, 64)
+
+
 def test_codec_versions_name_the_libraries():
     versions = codecs.codec_versions()
     assert "av" in versions and "libavcodec" in versions

@@ -144,6 +144,9 @@ def round_trip(
             to_float = av.AudioResampler(format="fltp", layout=layout, rate=sample_rate)
             chunks = [f.to_ndarray() for frame in inp.decode(audio=0) for f in to_float.resample(frame)]
             chunks += [f.to_ndarray() for f in to_float.resample(None)]
+    except av.codec.codec.UnknownCodecError:
+        raise CodecError(f"{spec.encoder}: this PyAV build ({av.__version__}) has no such encoder in its FFmpeg "
+                         f"(PyAV 18.1.1's wheels leave out libopencore_amrnb: pip install 'av<18.1.1')") from None
     except av.error.FFmpegError as exc:
         rate = "its own bitrate" if bitrate_kbps is None else f"{bitrate_kbps:g} kbps"
         extra = "".join(f", {k}={v}" for k, v in (options or {}).items())
