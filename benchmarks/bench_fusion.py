@@ -21,11 +21,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from deepaq.models.checkpoint import resolve_model_folder
+from deepaq.scoring import DEFAULT_MODEL
 from deepaq.scoring.fusion import FILE_NAME, Fusion
 
 WEIGHTS = (0.0, 0.4, 0.6, 0.65, 0.7, 0.8, 0.9)
-TEMPERATURES = ("avg", "10")
-SHIPPED = Path(__file__).resolve().parents[1] / "src" / "deepaq" / "weights" / "deepaq-compact"  # avg: the weighted average; a number: the soft maximum at that temperature
+TEMPERATURES = ("avg", "10")  # avg: the weighted average; a number: the soft maximum at that temperature
 
 
 def candidate(folder: Path, out: Path, fusion: Fusion) -> Path:
@@ -53,7 +54,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="deepaq-fusion-"))
     try:
         models = []
-        for item in args.seed or [f"shipped={SHIPPED}"]:
+        for item in args.seed or [f"shipped={resolve_model_folder(DEFAULT_MODEL)}"]:
             name, _, folder = item.partition("=")
             if not (Path(folder) / "mapping.json").is_file():
                 print(f"{folder}: no mapping.json (deepaq calibrate --kind quantile first)", file=sys.stderr)

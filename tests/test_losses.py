@@ -168,18 +168,6 @@ def test_nmr_rank_loss_orders_distances_to_the_other_clips_clean_items():
     assert nmr_rank_loss(e, labels, groups, torch.tensor([True, False, False, False, False])) == 0  # no bank
 
 
-def test_deepaq_loss_adds_the_nmr_term_per_teacher():
-    from deepaq.losses import nmr_rank_loss
-
-    f, clips, is_clean, mms, nan = _two_clips(3)
-    base, _ = deepaq_loss(f, nan, nan, teachers={"mms_2f": (mms, 2.0)}, bitrate_weight=0.0)
-    total, parts = deepaq_loss(f, nan, nan, teachers={"mms_2f": (mms, 2.0)}, bitrate_weight=0.0,
-                               clips=clips, is_clean=is_clean, nmr_weight=0.5)
-    nmr = nmr_rank_loss(f, mms, clips, is_clean)
-    assert "loss_rank_mms_2f" not in parts and parts["loss_nmr_mms_2f"] == pytest.approx(float(nmr))
-    assert float(total) == pytest.approx(float(base) + 0.5 * 2.0 * float(nmr))
-
-
 def _two_clips(seed: int):
     """A batch of two clips (clean + two degraded each): embeddings, clips, clean flags, MMS, NaNs."""
     torch.manual_seed(seed)
@@ -189,16 +177,18 @@ def _two_clips(seed: int):
     return torch.randn(6, 4), clips, is_clean, mms, torch.full((6,), math.nan)
 
 
-def test_deepaq_loss_adds_the_rank_term_per_teacher():
-    from deepaq.losses import distance_rank_loss
+@pytest.mark.parametrize("term", ["rank", "nmr"])
+def test_deepaq_loss_adds_the_rank_and_nmr_terms_per_teacher(term):
+    from deepaq.losses import distance_rank_loss, nmr_rank_loss
 
     f, clips, is_clean, mms, nan = _two_clips(1)
     base, _ = deepaq_loss(f, nan, nan, teachers={"mms_2f": (mms, 2.0)}, bitrate_weight=0.0)
     total, parts = deepaq_loss(f, nan, nan, teachers={"mms_2f": (mms, 2.0)}, bitrate_weight=0.0,
-                               clips=clips, is_clean=is_clean, rank_weight=0.5)
-    rank = distance_rank_loss(f, mms, clips, is_clean)
-    assert parts["loss_rank_mms_2f"] == pytest.approx(float(rank))
-    assert float(total) == pytest.approx(float(base) + 0.5 * 2.0 * float(rank))
+                               clips=clips, is_clean=is_clean, **{f"{term}_weight": 0.5})
+    value = (distance_rank_loss if term == "rank" else nmr_rank_loss)(f, mms, clips, is_clean)
+    other = "nmr" if term == "rank" else "rank"
+    assert f"loss_{other}_mms_2f" not in parts and parts[f"loss_{term}_mms_2f"] == pytest.approx(float(value))
+    assert float(total) == pytest.approx(float(base) + 0.5 * 2.0 * float(value))
 
 
 def test_a_committee_target_replaces_the_per_teacher_rank_terms():

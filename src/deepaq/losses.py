@@ -174,9 +174,7 @@ def distance_rank_loss(embeddings: torch.Tensor, labels: torch.Tensor, groups: t
     if pair_groups is not None:
         p = pair_groups[idx]
         better = better & (p[:, None] == p[None, :])
-    if not better.any():
-        return embeddings.new_zeros(())
-    return torch.nn.functional.softplus((d[:, None] - d[None, :]) / scale)[better].mean()
+    return _ranked_pairs(d, better, scale)
 
 
 def nmr_rank_loss(embeddings: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor, is_clean: torch.Tensor,
@@ -196,7 +194,11 @@ def nmr_rank_loss(embeddings: torch.Tensor, labels: torch.Tensor, groups: torch.
     has_bank = other.sum(1) > 0
     d = (d * other).sum(1) / other.sum(1).clamp(min=1)
     y = labels[keep]
-    better = (y[:, None] > y[None, :]) & has_bank[:, None] & has_bank[None, :]
+    return _ranked_pairs(d, (y[:, None] > y[None, :]) & has_bank[:, None] & has_bank[None, :], scale)
+
+
+def _ranked_pairs(d: torch.Tensor, better: torch.Tensor, scale: float) -> torch.Tensor:
+    """Mean softplus((d_i - d_j) / scale) over the pairs with `better[i, j]` (i should lie nearer); 0 if none."""
     if not better.any():
-        return embeddings.new_zeros(())
+        return d.new_zeros(())
     return torch.nn.functional.softplus((d[:, None] - d[None, :]) / scale)[better].mean()
