@@ -139,6 +139,21 @@ def test_babble_from_given_talkers(clips, tmp_path):
         dg.apply("noise_babble", x, SR, {"babble_sources": "talker.wav"}, 0)
 
 
+def test_competing_talker_adds_one_given_voice_at_the_snr(clips):
+    x = clips[1]
+    talker = np.sin(2 * np.pi * 500 * np.arange(int(0.7 * SR)) / SR)[None]  # 350 whole cycles: loops seamlessly
+    y = dg.apply("competing_talker", x, SR, {"snr_db": 12.0, "babble_sources": [talker]}, 0)
+    added = (y - x).astype(np.float64)
+    assert 10 * np.log10(np.sum(x.astype(np.float64) ** 2) / np.sum(added ** 2)) == pytest.approx(12.0, abs=0.01)
+    power = np.abs(np.fft.rfft(added[0])) ** 2  # one voice, the given one: all of it at 500 Hz
+    peak = int(round(500 * added.shape[1] / SR))
+    assert power[peak - 2: peak + 3].sum() > 0.99 * power.sum()
+    stand_in = dg.apply("competing_talker", x, SR, {"snr_db": 12.0}, 0)
+    assert stand_in.shape == x.shape and not np.allclose(stand_in, y)
+    with pytest.raises(ConfigError, match="competing_talker: parameter babble_sources"):
+        dg.apply("competing_talker", x, SR, {"babble_sources": []}, 0)
+
+
 def test_severity_orders_as_expected(clips):
     x = clips[2]
     clipped = [np.mean(np.abs(dg.apply("clipping", x, SR, {"mode": "hard", "clip_db": d}, 0)) >= np.abs(x).max() * 10 ** (-d / 20) - 1e-7)
@@ -318,12 +333,14 @@ def test_build_data_draws_interferers_from_a_folder(tmp_path):
     for i in range(3):
         sf.write(talkers / f"t{i}.wav", _music(0.8, 1, seed=20 + i).T, 44100)
     config = BuildConfig(clip_seconds=1, max_clips_per_source=1, codecs=(), visqol=False, split_ratios=(1, 0, 0),
-                         degradations=("noise_babble", "separation"), per_clip=2, interferers=(str(talkers),))
+                         degradations=("noise_babble", "competing_talker", "separation"), per_clip=3,
+                         interferers=(str(talkers),))
     assert build_dataset([corpus], tmp_path / "ds", config, workers=1).errors == 0
     rows = read_manifest(tmp_path / "ds").set_index("family")
     used = {str(talkers.resolve() / f"t{i}.wav") for i in range(3)}
     babble = json.loads(rows.loc["noise_babble", "params"])
     assert babble["babble_sources"] and set(babble["babble_sources"]) <= used
     assert json.loads(rows.loc["separation", "params"])["interferer"] in used
+    assert len(json.loads(rows.loc["competing_talker", "params"])["babble_sources"]) == 1
     with pytest.raises(ConfigError, match="no audio files to draw"):
         BuildConfig(degradations=("echo",), per_clip=1, interferers=(str(tmp_path / "none"),)).check()

@@ -159,6 +159,10 @@ def test_ladder_term_ranks_only_within_each_ladder():
     _, own = deepaq_loss(e, nan, nan, bitrate_weight=0.0, clips=clips, is_clean=is_clean, ladders=ladders,
                          ladder_steps=steps, ladder_weight=0.5, ladder_embeddings=right)
     assert own["loss_ladder"] == pytest.approx(float(torch.nn.functional.softplus(torch.tensor(0.5 - 1.0))))
+    both, views = deepaq_loss(e, nan, nan, bitrate_weight=0.0, clips=clips, is_clean=is_clean, ladders=ladders,
+                              ladder_steps=steps, ladder_weight=0.5, ladder_embeddings=right, ladder_window_weight=2.0)
+    assert views["loss_ladder_window"] == pytest.approx(float(loss))  # the whole-window view, wrong order
+    assert float(both) == pytest.approx(0.5 * own["loss_ladder"] + 2.0 * float(loss))
 
 
 def test_validation_reports_the_share_of_ladder_steps_in_order():

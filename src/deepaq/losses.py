@@ -92,7 +92,8 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
                 ladders: torch.Tensor | None = None, ladder_steps: torch.Tensor | None = None,
                 ladder_weight: float = 0.0, distance: PairDistance = PairDistance(),
                 ladder_embeddings: torch.Tensor | None = None,
-                committee: torch.Tensor | None = None, nmr_weight: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
+                committee: torch.Tensor | None = None, nmr_weight: float = 0.0,
+                ladder_window_weight: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
     """The DeePAQ loss of a batch and its parts (for logging), see the module docstring.
 
     `teachers` maps a label name to `(labels [N] with NaN where missing, weight)`.
@@ -107,7 +108,8 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
     ladders) over pairs of the same ladder (`ladders`, int `[N]`). Both rank the model's pair
     `distance` (`deepaq.models.distance`); Rank-N-Contrast keeps the paper's L2.
     `ladder_embeddings` (default `embeddings`) are what the ladder term ranks: e.g. the same
-    items' embeddings of time parts where the other terms see whole windows.
+    items' embeddings of time parts where the other terms see whole windows;
+    `ladder_window_weight` then adds the same ladder term on `embeddings` too (both views).
     `nmr_weight` adds `nmr_weight * w_t * nmr_rank_loss` by the same labels as the ranking term.
     """
     n = embeddings.shape[0]
@@ -136,6 +138,11 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
                                     distance=distance)
         total = total + ladder_weight * ladder
         parts["loss_ladder"] = float(ladder.detach())
+    if ladder_window_weight and ladders is not None and ladder_embeddings is not None:
+        window = distance_rank_loss(embeddings, ladder_steps, clips, is_clean, rank_scale, pair_groups=ladders,
+                                    distance=distance)
+        total = total + ladder_window_weight * window
+        parts["loss_ladder_window"] = float(window.detach())
     if bitrate_weight:
         coded, clean = torch.isfinite(bitrate), torch.isposinf(bitrate)
         groups = torch.zeros_like(bitrate, dtype=torch.long) if bitrate_groups is None else bitrate_groups

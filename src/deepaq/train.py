@@ -92,6 +92,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # the ranking term ranks by instead of by each teacher; [] = each teacher
         "committee": [],
         "ladder_weight": 0.0,  # the same ranking within each ladder by its known order (deepaq.degradations.ladders)
+        # with [model] ladder_segments != train_segments: a second ladder term on the training
+        # embeddings (whole windows), so the ladders are ranked in both views
+        "ladder_window_weight": 0.0,
         "distance": "",  # the distance the two ranking terms rank ("": the model's pair distance)
         # weight of the same ranking of each item's mean distance to the batch's other clips'
         # clean items (the NMR distance, deepaq.losses.nmr_rank_loss), by the ranking term's labels
@@ -606,7 +609,7 @@ def train(config: dict, out: str | Path, device: str = "cpu", resume: bool = Fal
                                           loss_cfg["ladder_weight"], distance,
                                           ladder_emb[0].float() if ladder_emb else None,
                                           batch["committee"].to(dist.device) if loss_cfg["committee"] else None,
-                                          loss_cfg["nmr_weight"])
+                                          loss_cfg["nmr_weight"], loss_cfg["ladder_window_weight"])
                 (loss / accum).backward()
             if not sync:
                 continue

@@ -102,13 +102,14 @@ class BuildConfig:
     def clip_conditions(self, clip_id: str, own_file: str = "") -> list[Condition]:
         """The grid, then `per_clip` degradations planned for this clip (deterministic from its id
         and the seed), then the steps of each ladder. With `interferers`, babble talkers and
-        separation interferers are files drawn from those folders (never the clip's own file)."""
+        separation interferers are files drawn from those folders (never the clip's own file); so is
+        a competing talker."""
         from deepaq import degradations
         from deepaq.degradations.ladders import plan_ladder
 
         items = self.conditions()
         for suffix, name, params in degradations.plan_conditions(clip_id, self.per_clip, self.degradations, self.seed):
-            if self.interferers and name in ("noise_babble", "separation"):
+            if self.interferers and name in ("noise_babble", "competing_talker", "separation"):
                 rng = np.random.default_rng([degradations.condition_seed(clip_id, suffix, self.seed), 1])
                 params = {**params, **_interferer_params(self.interferers, name, params, rng, own_file)}
             kbps = degradations.get(name).bitrate_kbps(params)
@@ -186,8 +187,8 @@ def _interferer_params(folders: tuple[str, ...], family: str, params: dict[str, 
     files = [f for f in _audio_files(folders) if f != own_file]
     if not files:
         return {}
-    if family == "noise_babble":
-        picks = rng.choice(len(files), size=min(int(params["talkers"]), len(files)), replace=False)
+    if family in ("noise_babble", "competing_talker"):
+        picks = rng.choice(len(files), size=min(int(params.get("talkers", 1)), len(files)), replace=False)
         return {"babble_sources": [files[i] for i in sorted(picks)]}
     return {"interferer": files[int(rng.integers(len(files)))]}
 

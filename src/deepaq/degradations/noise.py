@@ -45,9 +45,9 @@ def speech_shaped(rng: np.random.Generator, n: int, sample_rate: int) -> np.ndar
     return talker * (0.2 + envelope)
 
 
-def _talker(source: Any, sample_rate: int, n: int, rng: np.random.Generator) -> np.ndarray:
-    """n samples of one babble source (path or array), mono, looped, from a random offset, at unit RMS."""
-    x = signal_param(source, sample_rate, "noise_babble: parameter babble_sources").mean(axis=0, keepdims=True)
+def _talker(source: Any, sample_rate: int, n: int, rng: np.random.Generator, what: str) -> np.ndarray:
+    """n samples of one talker (path or array), mono, looped, from a random offset, at unit RMS."""
+    x = signal_param(source, sample_rate, f"{what}: parameter babble_sources").mean(axis=0, keepdims=True)
     return looped(x, n, rng)[0] / rms(x)
 
 
@@ -80,19 +80,38 @@ def _pink(x: np.ndarray, sr: int, p: dict[str, Any], rng: np.random.Generator) -
     lambda rng: {"snr_db": round(float(rng.uniform(-5, 30)), 1), "talkers": int(rng.integers(3, 11))},
 )
 def _babble(x: np.ndarray, sr: int, p: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
-    n, talkers, sources = x.shape[1], int(p["talkers"]), p["babble_sources"]
+    return _talkers(x, sr, p["snr_db"], int(p["talkers"]), p["babble_sources"], rng, "noise_babble")
+
+
+@family(
+    "competing_talker", "noise", "one other talker at an SNR (a speech-shaped stand-in without sources)",
+    "crosstalk, a second voice on the line or in the room",
+    {
+        "snr_db": Param(10.0, -20.0, 80.0, doc="dB; sampled uniform 0-30"),
+        "babble_sources": Param(None, doc="optional list of speech paths or arrays (at the input rate), one drawn"),
+    },
+    lambda rng: {"snr_db": round(float(rng.uniform(0, 30)), 1)},
+)
+def _competing(x: np.ndarray, sr: int, p: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
+    return _talkers(x, sr, p["snr_db"], 1, p["babble_sources"], rng, "competing_talker")
+
+
+def _talkers(x: np.ndarray, sr: int, snr_db: float, talkers: int, sources: Any, rng: np.random.Generator,
+             what: str) -> np.ndarray:
+    """x plus `talkers` voices drawn from `sources` (speech-shaped noise without), at snr_db."""
+    n = x.shape[1]
     if sources is not None and (isinstance(sources, (str, Path)) or not isinstance(sources, Sequence) or not sources):
-        raise ConfigError("noise_babble: parameter babble_sources must be a non-empty list of paths or arrays")
+        raise ConfigError(f"{what}: parameter babble_sources must be a non-empty list of paths or arrays")
     babble = np.zeros(x.shape)
     for k in range(talkers):
         if sources:
-            voice = _talker(sources[int(rng.integers(0, len(sources)))], sr, n, rng)
+            voice = _talker(sources[int(rng.integers(0, len(sources)))], sr, n, rng, what)
         else:
             voice = speech_shaped(rng, n, sr)
             voice = voice / rms(voice)
         pan = rng.uniform(0.5, 1.0, size=(x.shape[0], 1))  # talkers spread across a stereo image
         babble += pan * voice
-    return add_at_snr(x, babble, p["snr_db"], "noise_babble")
+    return add_at_snr(x, babble, snr_db, what)
 
 
 @family(
