@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ladder-steps", type=int, default=d.ladder_steps, metavar="N",
                         help=f"steps per ladder, worst to best (default {d.ladder_steps})")
     parser.add_argument("--interferers", type=Path, action="append", default=[], metavar="DIR",
-                        help="a folder of audio to draw babble talkers and separation interferers from "
+                        help="a folder of audio to draw babble and competing talkers and separation interferers from "
                              "(repeat for more; default: speech-shaped noise and pink noise)")
     parser.add_argument("--split", type=_floats, default=d.split_ratios, metavar="TRAIN,VAL,TEST", help="split ratios by source file (default 0.8,0.1,0.1)")
     parser.add_argument("--seed", type=int, default=d.seed, help="seed of the train/validation/test split (default 0)")
