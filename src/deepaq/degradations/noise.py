@@ -103,7 +103,7 @@ def _talkers(x: np.ndarray, sr: int, snr_db: float, talkers: int, sources: Any, 
     if sources is not None and (isinstance(sources, (str, Path)) or not isinstance(sources, Sequence) or not sources):
         raise ConfigError(f"{what}: parameter babble_sources must be a non-empty list of paths or arrays")
     babble = np.zeros(x.shape)
-    for k in range(talkers):
+    for _ in range(talkers):
         if sources:
             voice = _talker(sources[int(rng.integers(0, len(sources)))], sr, n, rng, what)
         else:
