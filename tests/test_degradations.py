@@ -145,7 +145,7 @@ def test_competing_talker_adds_one_given_voice_at_the_snr(clips):
     y = dg.apply("competing_talker", x, SR, {"snr_db": 12.0, "babble_sources": [talker]}, 0)
     added = (y - x).astype(np.float64)
     assert 10 * np.log10(np.sum(x.astype(np.float64) ** 2) / np.sum(added ** 2)) == pytest.approx(12.0, abs=0.01)
-    power = np.abs(np.fft.rfft(added[0])) ** 2  # one voice, the given one: all of it at 500 Hz
+    power = np.abs(np.fft.rfft(added[0])) ** 2  # the given voice, not a stand-in: all of it at 500 Hz
     peak = int(round(500 * added.shape[1] / SR))
     assert power[peak - 2: peak + 3].sum() > 0.99 * power.sum()
     stand_in = dg.apply("competing_talker", x, SR, {"snr_db": 12.0}, 0)

@@ -132,17 +132,15 @@ def deepaq_loss(embeddings: torch.Tensor, visqol: torch.Tensor, bitrate: torch.T
             nmr = nmr_rank_loss(embeddings, labels, clips, is_clean, rank_scale, distance=distance)
             total = total + nmr_weight * weight * nmr
             parts[f"loss_nmr_{name}"] = float(nmr.detach())
-    if ladder_weight and ladders is not None:
-        ranked = embeddings if ladder_embeddings is None else ladder_embeddings
-        ladder = distance_rank_loss(ranked, ladder_steps, clips, is_clean, rank_scale, pair_groups=ladders,
-                                    distance=distance)
-        total = total + ladder_weight * ladder
-        parts["loss_ladder"] = float(ladder.detach())
-    if ladder_window_weight and ladders is not None and ladder_embeddings is not None:
-        window = distance_rank_loss(embeddings, ladder_steps, clips, is_clean, rank_scale, pair_groups=ladders,
-                                    distance=distance)
-        total = total + ladder_window_weight * window
-        parts["loss_ladder_window"] = float(window.detach())
+    ladder_views = [("loss_ladder", embeddings if ladder_embeddings is None else ladder_embeddings, ladder_weight)]
+    if ladder_embeddings is not None:
+        ladder_views.append(("loss_ladder_window", embeddings, ladder_window_weight))
+    for key, ranked, weight in ladder_views:
+        if weight and ladders is not None:
+            ladder = distance_rank_loss(ranked, ladder_steps, clips, is_clean, rank_scale, pair_groups=ladders,
+                                        distance=distance)
+            total = total + weight * ladder
+            parts[key] = float(ladder.detach())
     if bitrate_weight:
         coded, clean = torch.isfinite(bitrate), torch.isposinf(bitrate)
         groups = torch.zeros_like(bitrate, dtype=torch.long) if bitrate_groups is None else bitrate_groups

@@ -42,6 +42,7 @@ FRAME_SECONDS = 0.1  # resolution of the silence detector and of clip start time
 HEADROOM_PEAK = 10 ** (-1 / 20)  # clips peaking above -1 dBFS are turned down to it (codec overshoot)
 FULL_SCALE = 32767 / 32768  # the largest 16-bit sample
 STATE_DIR = ".deepaq-build"
+TALKER_FAMILIES = ("noise_babble", "competing_talker")  # with --interferers, their voices are drawn files
 
 
 class Condition(NamedTuple):
@@ -109,7 +110,7 @@ class BuildConfig:
 
         items = self.conditions()
         for suffix, name, params in degradations.plan_conditions(clip_id, self.per_clip, self.degradations, self.seed):
-            if self.interferers and name in ("noise_babble", "competing_talker", "separation"):
+            if self.interferers and name in (*TALKER_FAMILIES, "separation"):
                 rng = np.random.default_rng([degradations.condition_seed(clip_id, suffix, self.seed), 1])
                 params = {**params, **_interferer_params(self.interferers, name, params, rng, own_file)}
             kbps = degradations.get(name).bitrate_kbps(params)
@@ -187,7 +188,7 @@ def _interferer_params(folders: tuple[str, ...], family: str, params: dict[str, 
     files = [f for f in _audio_files(folders) if f != own_file]
     if not files:
         return {}
-    if family in ("noise_babble", "competing_talker"):
+    if family in TALKER_FAMILIES:
         picks = rng.choice(len(files), size=min(int(params.get("talkers", 1)), len(files)), replace=False)
         return {"babble_sources": [files[i] for i in sorted(picks)]}
     return {"interferer": files[int(rng.integers(len(files)))]}
