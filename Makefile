@@ -81,14 +81,15 @@ work/%/.labelled-peaq: work/%/manifest.parquet
 BEST := work/runs/deepaq-compact-0.6/checkpoints/best
 TWOF_WEIGHT := 0.8
 FUSION_TEMPERATURE := 10
+FUSION_CEILING := 25
 compact-model: work/dataset-v3/.labelled-peaq work/dataset-v3b/.labelled-peaq work/dataset-v3c/manifest.parquet
 	OMP_NUM_THREADS=1 $(VENV)/bin/deepaq train --config configs/deepaq-compact.toml
 	$(VENV)/bin/deepaq calibrate --dataset work/dataset-v3,work/dataset-v3b --kind quantile --model $(BEST) \
 	  -o $(BEST)/mapping-quantile.json || test -s $(BEST)/mapping-quantile.json
 	mv $(BEST)/mapping-quantile.json $(BEST)/mapping.json
 	$(VENV)/bin/deepaq fit-nmr $(BEST) --data work/dataset-v3,work/dataset-v3b
-	# the full-reference quality mixes in the 2f-model; form, weight and temperature were chosen by leave one test out (model card)
-	printf '{\n  "twof_weight": $(TWOF_WEIGHT),\n  "temperature": $(FUSION_TEMPERATURE)\n}\n' > $(BEST)/fusion.json
+	# the full-reference quality mixes in the 2f-model; form, weight, temperature and ceiling were chosen by leave one test out (model card)
+	printf '{\n  "twof_weight": $(TWOF_WEIGHT),\n  "temperature": $(FUSION_TEMPERATURE),\n  "ceiling": $(FUSION_CEILING)\n}\n' > $(BEST)/fusion.json
 
 clean:
 	rm -rf $(VENV) $(CORE) build src/*.egg-info .pytest_cache

@@ -374,6 +374,24 @@ def test_soft_maximum_fusion(tmp_path):
         Fusion.load(tmp_path / "bad.json")
 
 
+def test_fusion_ceiling_above_the_2f_model(tmp_path):
+    """A ceiling keeps the fused quality at most c points above the 2f MMS: it binds only where
+    the network is far milder than the 2f-model, and the file keeps it."""
+    from deepaq.scoring.fusion import Fusion
+
+    soft, capped = Fusion(0.8, 10.0), Fusion(0.8, 10.0, 25.0)
+    assert capped.combine(95.0, 30.0) == pytest.approx(55.0)
+    assert soft.combine(95.0, 30.0) > 70.0
+    for q, m in [(60.0, 50.0), (20.0, 90.0), (80.0, 70.0)]:
+        assert capped.combine(q, m) == soft.combine(q, m)
+    assert Fusion(0.5, None, 0.0).combine(90.0, 40.0) == pytest.approx(40.0)
+    assert Fusion.load(capped.save(tmp_path / "fusion.json")) == capped
+    assert "at most 25 above" in capped.describe()
+    (tmp_path / "bad.json").write_text('{"twof_weight": 0.5, "temperature": 10, "ceiling": -3}')
+    with pytest.raises(ConfigError, match="bad.json"):
+        Fusion.load(tmp_path / "bad.json")
+
+
 def test_long_pairs_are_measured_in_segments(monkeypatch, visqol_testdata):
     """Past SEGMENT_S the 2f MMS is the duration-weighted mean over segments; a silent
     segment PEAQ cannot measure is left out, and a pair with none gives None."""

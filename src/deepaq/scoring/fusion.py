@@ -1,11 +1,15 @@
 """The full-reference score that also reads the 2f-model.
 
-A model folder may ship `fusion.json` (`{"twof_weight": w, "temperature": t}`): its
-full-reference `quality` then mixes the mapped network quality q with the 2f-model's MMS m,
+A model folder may ship `fusion.json` (`{"twof_weight": w, "temperature": t, "ceiling": c}`):
+its full-reference `quality` then mixes the mapped network quality q with the 2f-model's MMS m,
 both on the same 0-100 MUSHRA-like scale (the mapping is fitted onto the 2f-model's scale):
 
     t * log((1 - w) * exp(q / t) + w * exp(m / t))     a weighted soft maximum (t in quality points)
     (1 - w) * q + w * m                                 without a temperature (its limit for large t)
+
+and with a ceiling, never more than c points above m: the network may lift a verdict the
+2f-model condemns (separation residue), but not wave through damage the 2f-model hears as
+grave (dropouts and echo in speech, which the network is lenient on).
 
 The network and the 2f-model (two MOVs of our PEAQ Basic) err on different material: each
 falsely condemns some damage that listeners barely mind (the network vocoder re-synthesis, the
@@ -38,6 +42,7 @@ class Fusion:
 
     twof_weight: float
     temperature: float | None = None  # None: the weighted average
+    ceiling: float | None = None  # at most this many points above the 2f MMS; None: no limit
 
     def __post_init__(self):
         if not 0.0 <= self.twof_weight <= 1.0:
@@ -45,26 +50,33 @@ class Fusion:
         if self.temperature is not None and not 0.0 < self.temperature < 1e6:
             raise ConfigError(f"fusion temperature must be a positive number of quality points, "
                               f"got {self.temperature!r}")
+        if self.ceiling is not None and not 0.0 <= self.ceiling <= 100.0:
+            raise ConfigError(f"fusion ceiling must be 0-100 quality points, got {self.ceiling!r}")
 
     def combine(self, model_quality: float, mms: float) -> float:
         w, t = self.twof_weight, self.temperature
         if t is None:
-            return (1.0 - w) * model_quality + w * mms
-        with np.errstate(divide="ignore"):  # a weight of 0 or 1: log(0) = -inf drops that side
-            return float(t * np.logaddexp(np.log1p(-w) + model_quality / t, np.log(w) + mms / t))
+            fused = (1.0 - w) * model_quality + w * mms
+        else:
+            with np.errstate(divide="ignore"):  # a weight of 0 or 1: log(0) = -inf drops that side
+                fused = float(t * np.logaddexp(np.log1p(-w) + model_quality / t, np.log(w) + mms / t))
+        return fused if self.ceiling is None else min(fused, mms + self.ceiling)
 
     def describe(self) -> str:
         """One line for version strings and reports."""
         if self.temperature is None:
-            return f"average with the 2f-model (weight {self.twof_weight:g})"
-        return f"soft maximum with the 2f-model (weight {self.twof_weight:g}, temperature {self.temperature:g})"
+            text = f"average with the 2f-model (weight {self.twof_weight:g}"
+        else:
+            text = f"soft maximum with the 2f-model (weight {self.twof_weight:g}, temperature {self.temperature:g}"
+        return text + (")" if self.ceiling is None else f", at most {self.ceiling:g} above it)")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Fusion":
         try:
             data = json.loads(Path(path).read_text())
-            temperature = data.get("temperature")
-            return cls(float(data["twof_weight"]), None if temperature is None else float(temperature))
+            temperature, ceiling = data.get("temperature"), data.get("ceiling")
+            return cls(float(data["twof_weight"]), None if temperature is None else float(temperature),
+                       None if ceiling is None else float(ceiling))
         except (OSError, ValueError, KeyError, TypeError, AttributeError, ConfigError) as exc:
             raise ConfigError(f"{path}: not a usable fusion file ({exc})") from None
 
@@ -73,6 +85,8 @@ class Fusion:
         data = {"twof_weight": self.twof_weight}
         if self.temperature is not None:
             data["temperature"] = self.temperature
+        if self.ceiling is not None:
+            data["ceiling"] = self.ceiling
         path.write_text(json.dumps(data, indent=2) + "\n")
         return path
 
