@@ -7,8 +7,8 @@ with `--dataset`, the first `--clips` clean clips of its test split (never train
 reference goes through five ladders of degradations kept out of training or with a known
 physical order, worst to best:
 
-    mp2       MP2 at 48, 64, 96, 128, 192 kbps          (codec never seen in training)
-    ac3       AC-3 at 48, 64, 96, 128, 192 kbps         (codec never seen in training)
+    mp2       MP2 at 48, 64, 96, 128, 192, 256 kbps     (codec never seen in training)
+    ac3       AC-3 at 48, 64, 96, 128, 192, 256 kbps    (codec never seen in training)
     lowpass   low-pass at 3.5, 5, 7, 10, 14 kHz
     noise     white noise at 10, 20, 30, 40 dB SNR
     clipping  hard clipping 24, 12, 6, 3 dB below the peak
@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_default_model import DEFAULT_DATA, SR, ScoreCache, references, score_pairs  # noqa: E402
 
 LADDERS: dict[str, list[tuple[str, dict]]] = {
-    "mp2": [("mp2", {"bitrate_kbps": float(b)}) for b in (48, 64, 96, 128, 192)],
-    "ac3": [("ac3", {"bitrate_kbps": float(b)}) for b in (48, 64, 96, 128, 192)],
+    "mp2": [("mp2", {"bitrate_kbps": float(b)}) for b in (48, 64, 96, 128, 192, 256)],
+    "ac3": [("ac3", {"bitrate_kbps": float(b)}) for b in (48, 64, 96, 128, 192, 256)],
     "lowpass": [("bandlimit", {"kind": "lowpass", "high_hz": float(f), "order": 8}) for f in (3500, 5000, 7000, 10000, 14000)],
     "noise": [("noise_white", {"snr_db": float(s)}) for s in (10, 20, 30, 40)],
     "clipping": [("clipping", {"mode": "hard", "clip_db": float(c)}) for c in (24, 12, 6, 3)],

@@ -393,8 +393,9 @@ def test_fusion_ceiling_above_the_2f_model(tmp_path):
 
 
 def test_long_pairs_are_measured_in_segments(monkeypatch, visqol_testdata):
-    """Past SEGMENT_S the 2f MMS is the duration-weighted mean over segments; a silent
-    segment PEAQ cannot measure is left out, and a pair with none gives None."""
+    """Past SEGMENT_S the 2f MMS is the duration-weighted mean over segments of the pair less
+    EDGE_S at each end; a silent segment PEAQ cannot measure is left out, and a pair with none
+    gives None."""
     from deepaq.baselines.peaq.core import evaluate_2f
     from deepaq.scoring import fusion
 
@@ -405,9 +406,31 @@ def test_long_pairs_are_measured_in_segments(monkeypatch, visqol_testdata):
     meter = fusion.TwofMeter(sr, "ref")
     for a in range(0, ref.shape[1], 30_000):  # chunks that straddle the segments
         meter.add(np.concatenate([ref[:, a:a + 30_000], deg[:, a:a + 30_000]]))
-    n = 2 * sr
+    edge, n = int(fusion.EDGE_S * sr), 2 * sr
+    ref, deg = ref[:, edge:-edge], deg[:, edge:-edge]
     parts = [(evaluate_2f(ref[:, a:a + n], deg[:, a:a + n]), min(n, ref.shape[1] - a)) for a in (0, n, 2 * n)]
     assert meter.mms() == pytest.approx(sum(s * k for s, k in parts) / sum(k for _, k in parts))
     silent = fusion.TwofMeter(sr, "quiet")
     silent.add(np.zeros((2, 3 * sr), np.float32))
     assert silent.mms() is None
+
+
+def test_the_2f_part_leaves_out_the_edges(visqol_testdata):
+    """The pair's first and last EDGE_S do not reach the 2f-model: a damage confined to them
+    leaves the MMS of a clean pair, the same damage inside the pair lowers it."""
+    from deepaq.scoring import fusion
+
+    ref, sr = excerpt(visqol_testdata / "guitar48_stereo.wav", 4.0)
+    ref = ref[:1]
+    edge = int(fusion.EDGE_S * sr)
+
+    def mms(deg):
+        meter = fusion.TwofMeter(sr, "ref")
+        meter.add(np.concatenate([ref, deg]))
+        return meter.mms()
+
+    at_end, inside = ref.copy(), ref.copy()
+    at_end[:, -edge:] = 0.0
+    inside[:, sr:sr + edge] = 0.0
+    assert mms(at_end) == pytest.approx(mms(ref.copy()), abs=0.5)
+    assert mms(inside) < mms(ref.copy()) - 5.0
