@@ -12,6 +12,7 @@ Afterwards the fixture kills exactly the processes of its own cluster.
 
 from __future__ import annotations
 
+import ast
 import csv
 import json
 import math
@@ -428,3 +429,33 @@ def test_build_data_driver_killed_mid_job_resumes(cluster, corpus, local_build, 
     clips = [r["clip_id"] for r in records if r["kind"] == "clip"]
     assert len(clips) == len(set(clips)) == 4  # each clip built once
     assert_same_rows(local_build / "manifest.csv", tmp_path / "ray" / "manifest.csv")
+
+
+CRASHING_JOB = '''
+import os, sys
+from deepaq.cluster import RayEngine
+
+def square_but_abort_on_three(x):
+    if x == 3:
+        os.abort()  # as an assertion in native code (an FFmpeg encoder) does, on every retry
+    return x * x
+
+if __name__ == "__main__":
+    with RayEngine(sys.argv[1]) as engine:
+        got = dict(engine.map(square_but_abort_on_three, list(range(8)), desc=None, chunk_size=2,
+                              on_crash=lambda task, why: "crashed: " + why))
+    print("RESULT", sorted(got.items()))
+'''
+
+
+def test_a_task_that_kills_its_worker_on_every_retry_becomes_on_crash(cluster, tmp_path):
+    """Its chunk's other task still gives its result; the crashing one is handed to on_crash."""
+    script = tmp_path / "job.py"
+    script.write_text(CRASHING_JOB)
+    done = subprocess.run([sys.executable, str(script), cluster.address], env=RAY_ENV, capture_output=True,
+                          text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")][-1]
+    got = dict(ast.literal_eval(line[len("RESULT "):]))
+    assert got.pop(3).startswith("crashed: its worker process died")
+    assert got == {x: x * x for x in range(8) if x != 3}

@@ -95,3 +95,31 @@ def test_the_local_engine_never_imports_ray():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def _aborts_on_three(x: int) -> int:
+    import os
+
+    if x == 3:
+        os.abort()  # as an assertion in native code (an FFmpeg encoder) does
+    return x * x
+
+
+def test_a_task_that_kills_its_process_is_handed_to_on_crash_and_the_rest_finish():
+    """Every other task (also those in flight in the dead pool) still gives its result, in
+    order; the pool serves later maps again."""
+    tasks = list(range(10))
+    with LocalEngine(2) as engine:
+        got = list(engine.map(_aborts_on_three, tasks, desc=None, ordered=True,
+                              on_crash=lambda task, why: f"crashed: {why}"))
+        assert [t for t, _ in got] == tasks
+        assert [v for t, v in got if t != 3] == [t * t for t in tasks if t != 3]
+        assert got[3][1].startswith("crashed: its worker process died")
+        assert sorted(engine.map(_slow_square, [1, 2], desc=None)) == [(1, 1), (2, 4)]
+
+
+def test_without_on_crash_the_task_that_kills_its_process_is_named():
+    from deepaq.engine import WorkerCrashed
+
+    with LocalEngine(2) as engine, pytest.raises(WorkerCrashed, match="while running 3, also when run again alone"):
+        list(engine.map(_aborts_on_three, list(range(6)), desc=None))

@@ -14,7 +14,10 @@ them; the driver never holds more than a window of 2 tasks per cluster CPU.
 Faults: the driver killed (kill -9) ends the Ray job and its tasks; rerunning the command
 resumes from what the driver had written (the verbs' journals). A lost worker or node: its
 tasks run again elsewhere. An exception raised by the task function (e.g. a full disk)
-stops the run with that exception, as locally; a bad item is an error row, as locally.
+stops the run with that exception, as locally; a bad item is an error row, as locally. A
+task that kills its worker process on every retry (a crash in native code): with the caller's
+`on_crash`, each task of its chunk runs again as a task of its own, and the one that crashes
+again becomes `on_crash(task, why)`, as locally; without it, the run stops with a DeepaqError.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import math
 import os
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
-from deepaq.dispatch import call, one_thread_per_worker, progress, stream
+from deepaq.dispatch import CRASH, call, one_thread_per_worker, progress, stream
 from deepaq.errors import ConfigError, DeepaqError, require
 
 T = TypeVar("T")
@@ -71,7 +74,8 @@ class RayEngine:
 
     def map(self, fn: Callable[..., R], tasks: Sequence[T], *, desc: str | None, unit: str = "it",
             total: int | None = None, weight: Callable[[R], int] = lambda _: 1, ordered: bool = False,
-            shared: Any = None, chunk_size: int | None = None) -> Iterator[tuple[T, R]]:
+            shared: Any = None, chunk_size: int | None = None,
+            on_crash: Callable[[T, str], R] | None = None) -> Iterator[tuple[T, R]]:
         """See `deepaq.engine.Engine.map`. Tasks go out in chunks of `chunk_size` (default: enough
         chunks for every CPU, at most MAX_CHUNK tasks each); `shared` is stored once in the object store."""
         ray = self._ray
@@ -80,15 +84,42 @@ class RayEngine:
         shared_ref = ray.put(shared) if shared is not None else None
         cwd = os.getcwd()
 
+        sent: dict = {}
+
+        def submit(chunk: list):
+            ref = self._remote.remote(fn, shared_ref, chunk, cwd)
+            sent[ref] = chunk
+            return ref
+
         def wait_any(refs: list) -> list:
             return ray.wait(refs, num_returns=1)[0]
 
+        def get(ref) -> list:
+            chunk = sent.pop(ref)
+            try:
+                return self._get(ref)
+            except ray.exceptions.WorkerCrashedError:
+                if on_crash is None:
+                    raise DeepaqError(f"a Ray task's worker process died on each of {MAX_RETRIES + 1} tries "
+                                      "(a crash in native code?); finished items are saved") from None
+                return [self._one_alone(fn, shared_ref, task, cwd, on_crash) for task in chunk]
+
+        def cancel(ref) -> None:
+            sent.pop(ref, None)
+            ray.cancel(ref)
+
         with progress(desc, len(tasks) if total is None else total, unit) as bar:
-            for chunk, values in stream(chunks, lambda c: self._remote.remote(fn, shared_ref, c, cwd), wait_any,
-                                        self._get, ray.cancel, window=2 * self.cpus, ordered=ordered):
+            for chunk, values in stream(chunks, submit, wait_any, get, cancel, window=2 * self.cpus, ordered=ordered):
                 for task, value in zip(chunk, values):
                     bar.update(weight(value))
                     yield task, value
+
+    def _one_alone(self, fn: Callable, shared_ref: Any, task: Any, cwd: str, on_crash: Callable) -> Any:
+        """One task of a chunk whose worker kept dying, as a task of its own, tried once."""
+        try:
+            return self._get(self._remote.options(max_retries=0).remote(fn, shared_ref, [task], cwd))[0]
+        except self._ray.exceptions.WorkerCrashedError:
+            return on_crash(task, CRASH)
 
     def _get(self, ref) -> list:
         ray = self._ray
@@ -98,6 +129,8 @@ class RayEngine:
             cause = getattr(exc, "cause", None)
             if isinstance(cause, BaseException):
                 raise cause from None
+            raise
+        except ray.exceptions.WorkerCrashedError:  # the caller decides (`map`'s on_crash)
             raise
         except ray.exceptions.RayError as exc:
             raise DeepaqError(f"a Ray task failed after {MAX_RETRIES} retries ({type(exc).__name__}: {exc}); "

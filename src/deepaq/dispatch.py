@@ -11,6 +11,8 @@ import os
 import sys
 from typing import Any, Callable, Hashable, Iterable, Iterator, TypeVar
 
+CRASH = "its worker process died (a crash in native code, or killed)"  # why, for a map's on_crash
+
 T = TypeVar("T")
 R = TypeVar("R")
 H = TypeVar("H", bound=Hashable)

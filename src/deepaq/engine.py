@@ -6,6 +6,12 @@ come back, with a progress bar, keeping only a bounded window of tasks in flight
 task list costs the driver no memory. The caller writes each result to its journal or output
 file at once, so a killed run loses only the tasks that were in flight.
 
+A worker process that dies while it runs a task (a crash in native code, such as an assertion
+in an FFmpeg encoder, or a kill) does not end the job: the local engine starts a fresh pool,
+runs each task that was in the dead pool again alone in a process of its own, and hands the
+one that kills its process too to the caller's `on_crash` (which records it as a bad item),
+or raises `WorkerCrashed` naming it when there is none.
+
 The function runs in long-lived worker processes, so whatever it loads once per process
 (ViSQOL, a DeePAQ model, PEAQ: module-level caches such as `deepaq.data.labels.visqol_scorer`)
 is loaded once per worker and reused for every task that worker runs. Numerical libraries use
@@ -24,14 +30,20 @@ import os
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterator, Protocol, Sequence, TypeVar
 
-from deepaq.dispatch import call, one_thread_per_worker, progress, stream
+from deepaq.dispatch import CRASH, call, one_thread_per_worker, progress, stream
+from deepaq.errors import DeepaqError
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 ENGINES = ("local", "ray")
+
+
+class WorkerCrashed(DeepaqError):
+    """A task killed the process that ran it, also when run again alone."""
 
 
 class Engine(Protocol):
@@ -41,10 +53,12 @@ class Engine(Protocol):
 
     def map(self, fn: Callable[..., R], tasks: Sequence[T], *, desc: str | None, unit: str = "it",
             total: int | None = None, weight: Callable[[R], int] = ..., ordered: bool = False,
-            shared: Any = None, chunk_size: int | None = None) -> Iterator[tuple[T, R]]:
+            shared: Any = None, chunk_size: int | None = None,
+            on_crash: Callable[[T, str], R] | None = None) -> Iterator[tuple[T, R]]:
         """Yield `(task, fn(task))` (or `fn(shared, task)` when `shared` is given) as tasks finish,
         or in task order with `ordered=True`. `desc=None` shows no progress bar; `weight(result)`
-        is how many bar units one result counts for (`total` of them in all)."""
+        is how many bar units one result counts for (`total` of them in all). A task that kills
+        the process running it yields `on_crash(task, why)` (local engine; see the module docstring)."""
         ...
 
     def close(self) -> None: ...
@@ -141,24 +155,56 @@ class LocalEngine:
 
     def map(self, fn: Callable[..., R], tasks: Sequence[T], *, desc: str | None, unit: str = "it",
             total: int | None = None, weight: Callable[[R], int] = lambda _: 1, ordered: bool = False,
-            shared: Any = None, chunk_size: int | None = None) -> Iterator[tuple[T, R]]:
+            shared: Any = None, chunk_size: int | None = None,
+            on_crash: Callable[[T, str], R] | None = None) -> Iterator[tuple[T, R]]:
         """See `Engine.map`; one task per process call (`chunk_size` matters on Ray only)."""
         with progress(desc, len(tasks) if total is None else total, unit) as bar:
             if self.workers == 0:
                 results: Iterator = ((t, call(fn, shared, t)) for t in tasks)
             else:
-                if self._pool is None:
-                    self._pool = worker_pool(self.workers)
-                pool = self._pool
+                submitted: dict[Future, tuple[T, ProcessPoolExecutor]] = {}
+
+                def submit(task: T) -> Future:
+                    pool = self._live_pool()
+                    try:
+                        future = pool.submit(call, fn, shared, task)
+                    except BrokenProcessPool:  # broke since the last result was read
+                        self._drop_pool(pool)
+                        pool = self._live_pool()
+                        future = pool.submit(call, fn, shared, task)
+                    submitted[future] = (task, pool)
+                    return future
+
+                def result(future: Future) -> R:
+                    task, pool = submitted.pop(future)
+                    try:
+                        return future.result()
+                    except BrokenProcessPool:
+                        self._drop_pool(pool)
+                        return _run_alone(fn, shared, task, on_crash)
+
+                def cancel(future: Future) -> None:
+                    submitted.pop(future, None)
+                    future.cancel()
 
                 def wait_any(futures: list[Future]):
                     return wait(futures, return_when=FIRST_COMPLETED)[0]
 
-                results = stream(tasks, lambda t: pool.submit(call, fn, shared, t), wait_any,
-                                 Future.result, Future.cancel, window=2 * self.workers, ordered=ordered)
+                results = stream(tasks, submit, wait_any, result, cancel, window=2 * self.workers, ordered=ordered)
             for task, value in results:
                 bar.update(weight(value))
                 yield task, value
+
+    def _live_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = worker_pool(self.workers)
+        return self._pool
+
+    def _drop_pool(self, pool: ProcessPoolExecutor) -> None:
+        """Forget a broken pool (the next task starts a fresh one), unless a fresh one is in use."""
+        if pool is self._pool:
+            pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     def close(self) -> None:
         if self._pool is not None:
@@ -170,3 +216,15 @@ class LocalEngine:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _run_alone(fn: Callable[..., R], shared: Any, task: T, on_crash: Callable[[T, str], R] | None) -> R:
+    """`fn(task)` in a process of its own: the task was in a pool whose process died, and only
+    alone can it be told whether it is the one that kills its process."""
+    with worker_pool(1) as solo:
+        try:
+            return solo.submit(call, fn, shared, task).result()
+        except BrokenProcessPool:
+            if on_crash is None:
+                raise WorkerCrashed(f"{CRASH} while running {task!r}, also when run again alone") from None
+            return on_crash(task, CRASH)

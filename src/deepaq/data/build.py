@@ -311,6 +311,10 @@ def _scan(task: tuple[Source, BuildConfig]) -> dict[str, Any]:
     return scan_source(*task)
 
 
+def _scan_crashed(task: tuple[Source, BuildConfig], why: str) -> dict[str, Any]:
+    return {"kind": "source", "key": task[0].key, "starts": [], "error": f"{task[0].rel}: {why}"}
+
+
 # ---------------------------------------------------------------- one clip
 
 
@@ -391,6 +395,11 @@ def _write(path: Path, x: np.ndarray) -> Path:
     return write_audio(path, x, SAMPLE_RATE, subtype=SUBTYPE)
 
 
+def _clip_crashed(task: ClipTask, why: str) -> dict[str, Any]:
+    """The journal record of a clip whose process died (its items are tried again on the next run)."""
+    return {"kind": "clip", "clip_id": task.clip_id, "rows": [], "errors": [_error(task, "*", "build", why)]}
+
+
 def _error(task: ClipTask, suffix: str, stage: str, text: str) -> dict[str, str]:
     return {"item_id": f"{task.clip_id}__{suffix}", "source": task.source.key, "stage": stage, "error": text}
 
@@ -434,7 +443,7 @@ def build_dataset(
     built = {r["clip_id"]: r for r in records if r["kind"] == "clip" and not r["errors"]}
     with given_or_local(engine, workers) as run:
         to_scan = [(s, config) for s in sources if s.key not in scanned]
-        for _, record in run.map(_scan, to_scan, desc="scan", unit="file"):
+        for _, record in run.map(_scan, to_scan, desc="scan", unit="file", on_crash=_scan_crashed):
             journal.append(record)
             scanned[record["key"]] = record
 
@@ -443,7 +452,7 @@ def build_dataset(
         todo = [t for t in tasks if t.clip_id not in built]
         per_clip = config.items_per_clip()
         for _, record in run.map(build_clip, todo, desc="build", unit="item", total=len(todo) * per_clip,
-                                 weight=lambda r: per_clip, chunk_size=1):
+                                 weight=lambda r: per_clip, chunk_size=1, on_crash=_clip_crashed):
             journal.append(record)
             built[record["clip_id"]] = record
 

@@ -91,6 +91,11 @@ def score_pair(pair: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _pair_crashed(pair: dict[str, Any], why: str) -> dict[str, Any]:
+    return {**{k: pair[k] for k in ("id", "reference", "degraded", "bitrate_kbps")},
+            "visqol_version": "", "visqol_mos": math.nan, "error": f"{pair['degraded']}: {why}"}
+
+
 def label_pairs(pairs_csv: str | Path, out_csv: str | Path, *, workers: int = 1,
                 engine: Engine | None = None) -> tuple[int, int]:
     """Score every pair not already scored in `out_csv`; returns (scored now, errors in total).
@@ -106,7 +111,7 @@ def label_pairs(pairs_csv: str | Path, out_csv: str | Path, *, workers: int = 1,
     _rewrite(out_csv, list(done.values()))  # drops old error rows before appending new ones
     with open(out_csv, "a", newline="", encoding="utf-8") as f, given_or_local(engine, workers) as run:
         writer = csv.DictWriter(f, fieldnames=LABEL_COLUMNS)
-        for _, row in run.map(score_pair, todo, desc="label", unit="pair"):
+        for _, row in run.map(score_pair, todo, desc="label", unit="pair", on_crash=_pair_crashed):
             writer.writerow(row)
             f.flush()
             os.fsync(f.fileno())

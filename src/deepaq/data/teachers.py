@@ -131,12 +131,16 @@ def label_dataset(root: str | Path, teacher: str, *, workers: int = 1, engine: E
         writer = csv.DictWriter(f, fieldnames=columns)
         if new_file:
             writer.writeheader()
-        for _, row in run.map(score_item, todo, desc=f"label {teacher}", unit="item"):
+        for _, row in run.map(score_item, todo, desc=f"label {teacher}", unit="item", on_crash=_item_crashed):
             writer.writerow(row)
             f.flush()
             os.fsync(f.fileno())
             errors += bool(row["error"])
     return len(todo), errors
+
+
+def _item_crashed(task: tuple[str, str, str, str, str], why: str) -> dict[str, Any]:
+    return {"item_id": task[2], "error": f"{task[4]}: {why}"}
 
 
 def is_speech(clip_id: str) -> bool:

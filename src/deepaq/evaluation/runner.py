@@ -69,7 +69,10 @@ def _stats_one(spec: MetricSpec, task: tuple[int, str]) -> tuple[int, GaussianSt
 def _run(spec: MetricSpec, fn, tasks: list[tuple], pool: Engine | None, desc: str):
     """Yield fn(spec, task) results, in this process or on the engine's workers."""
     if pool is not None and len(tasks) > 1:
-        for _, value in pool.map(fn, tasks, desc=desc, unit="file", shared=spec):
+        def crashed(task: tuple, why: str) -> tuple[int, None, str]:
+            return task[0], None, f"{task[-1]}: {spec.name}: {why}"
+
+        for _, value in pool.map(fn, tasks, desc=desc, unit="file", shared=spec, on_crash=crashed):
             yield value
         return
     bar = tqdm(total=len(tasks), desc=desc, unit="file", disable=not tasks)

@@ -17,6 +17,7 @@ from deepaq.errors import DeepaqError
 from deepaq.scoring.bank import EmbeddingBank
 from deepaq.scoring.results import ScoreResult
 from deepaq.scoring.scorer import Scorer, ScoreJob
+from deepaq.scoring.sources import source_name
 
 _SCORERS: dict[str, Scorer] = {}  # options as JSON -> this process's Scorer
 
@@ -39,4 +40,8 @@ def score_one(shared: tuple[dict[str, Any], EmbeddingBank | None], job: ScoreJob
 def score_on_engine(engine: Engine, options: dict[str, Any], jobs: list[ScoreJob],
                     bank: EmbeddingBank | None = None) -> Iterator[tuple[ScoreJob, ScoreResult | DeepaqError]]:
     """`(job, result or error)` in job order, computed on `engine` with a Scorer of `options`."""
-    yield from engine.map(score_one, jobs, desc=None, shared=(options, bank), ordered=True)
+    yield from engine.map(score_one, jobs, desc=None, shared=(options, bank), ordered=True, on_crash=_job_crashed)
+
+
+def _job_crashed(job: ScoreJob, why: str) -> DeepaqError:
+    return DeepaqError(f"{source_name(job.degraded)}: {why}")
