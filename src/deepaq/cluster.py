@@ -70,7 +70,9 @@ class RayEngine:
             except ConnectionError as exc:
                 raise ConfigError(f"cannot reach the Ray cluster at {address}: {exc}") from None
         self.cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        self._remote = ray.remote(_run_chunk).options(num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False)
+        chunk_task = ray.remote(_run_chunk)
+        self._remote = chunk_task.options(num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False)
+        self._alone = chunk_task.options(num_cpus=1, max_retries=0, retry_exceptions=False)  # see `_one_alone`
 
     def map(self, fn: Callable[..., R], tasks: Sequence[T], *, desc: str | None, unit: str = "it",
             total: int | None = None, weight: Callable[[R], int] = lambda _: 1, ordered: bool = False,
@@ -117,7 +119,7 @@ class RayEngine:
     def _one_alone(self, fn: Callable, shared_ref: Any, task: Any, cwd: str, on_crash: Callable) -> Any:
         """One task of a chunk whose worker kept dying, as a task of its own, tried once."""
         try:
-            return self._get(self._remote.options(max_retries=0).remote(fn, shared_ref, [task], cwd))[0]
+            return self._get(self._alone.remote(fn, shared_ref, [task], cwd))[0]
         except self._ray.exceptions.WorkerCrashedError:
             return on_crash(task, CRASH)
 
