@@ -58,7 +58,7 @@ class Engine(Protocol):
         """Yield `(task, fn(task))` (or `fn(shared, task)` when `shared` is given) as tasks finish,
         or in task order with `ordered=True`. `desc=None` shows no progress bar; `weight(result)`
         is how many bar units one result counts for (`total` of them in all). A task that kills
-        the process running it yields `on_crash(task, why)` (local engine; see the module docstring)."""
+        the process running it yields `on_crash(task, why)` (see the module docstrings)."""
         ...
 
     def close(self) -> None: ...
