@@ -241,3 +241,19 @@ def test_calibrate_then_score_with_the_mapping(model_dir, clips, tmp_path, capsy
     bad = tmp_path / "bad.csv"
     bad.write_text("distance,score\n0.1,x\n")
     assert main(["calibrate", str(bad), "-o", str(tmp_path / "x.json")]) == 1
+
+
+def test_a_warning_about_a_file_is_one_line_that_names_it(model_dir, tmp_path):
+    """Not Python's two-line form with the source line that raised it."""
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal((1, 3 * 16000))).astype(np.float32)
+    write_audio(tmp_path / "ref16k.wav", x, 16000)
+    write_audio(tmp_path / "deg16k.wav", 0.9 * x, 16000)
+    done = subprocess.run([sys.executable, "-m", "deepaq", "score", str(tmp_path / "ref16k.wav"),
+                           str(tmp_path / "deg16k.wav"), "--model", str(model_dir), "--network-only"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    warned = [line for line in done.stderr.splitlines() if "upsampling" in line]
+    assert warned and all(line.startswith("deepaq: warning: ") and "16k.wav: upsampling from 16000 Hz" in line
+                          for line in warned)
+    assert "UserWarning" not in done.stderr and "load_audio(" not in done.stderr

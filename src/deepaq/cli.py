@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
+from pathlib import Path
 from typing import Sequence
 
 from deepaq.errors import DeepaqError
@@ -80,6 +82,18 @@ def _short_help(verb: str) -> str:
         return f"(unavailable: {exc})"
 
 
+_PACKAGE = Path(__file__).resolve().parent
+_python_warning = warnings.formatwarning
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """deepaq's own warnings (they name the file they are about) as one line, without the
+    source line that raised them; other libraries' warnings as Python shows them."""
+    if Path(filename).resolve().is_relative_to(_PACKAGE):
+        return f"deepaq: warning: {message}\n"
+    return _python_warning(message, category, filename, lineno, line)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verb = next((a for a in argv if not a.startswith("-")), None)
@@ -89,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verb is None:
         parser.print_help()
         return 2
+    warnings.formatwarning = _one_line_warning
     try:
         return int(_verb_module(args.verb).run(args) or 0)
     except DeepaqError as exc:
@@ -104,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"deepaq {args.verb}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = _python_warning
 
 
 if __name__ == "__main__":
