@@ -121,6 +121,12 @@ def test_not_audio(tmp_path):
         read_audio(path)
 
 
+def test_empty_file(tmp_path):
+    (tmp_path / "cut.flac").write_bytes(b"")
+    with pytest.raises(AudioError, match=r"cut\.flac: is an empty file \(0 bytes\)"):
+        read_audio(tmp_path / "cut.flac")
+
+
 def test_zero_length(tmp_path):
     with pytest.raises(AudioError, match=r"bad\.wav: contains no audio samples"):
         read_audio(_wav(tmp_path, np.zeros((2, 0), np.float32)))

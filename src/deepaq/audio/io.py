@@ -35,6 +35,8 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         raise AudioError(path, "is a directory, not an audio file")
     if not os.access(path, os.R_OK):
         raise AudioError(path, "cannot be read (permission denied)")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "is an empty file (0 bytes)")
     try:
         with sf.SoundFile(path) as f:
             # 16-bit PCM is read as integers: converting them here is ~10x faster than libsndfile's
