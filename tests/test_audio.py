@@ -276,3 +276,53 @@ def test_integer_arrays_scale_to_full_scale_in_any_layout():
         y = validate_audio(x, SR)
         assert y.flags["C_CONTIGUOUS"] and y.dtype == np.float32
         assert y[0, 0] == -1.0 and 0.99 < y[1, 0] <= 1.0  # int32 full scale rounds to 1.0 in float32
+
+
+# ---- following a delay that jumps within a pair -------------------------------------------
+
+def _chunks(x: np.ndarray, size: int):
+    return (x[:, i:i + size] for i in range(0, x.shape[1], size))
+
+
+def _speech_like(seconds: float, seed: int = 0) -> np.ndarray:
+    """Noise bursts of varying length and level: no two stretches alike, as in speech."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    envelope = np.repeat(rng.uniform(0.05, 1.0, n // 2400 + 1), 2400)[:n]
+    return (0.3 * envelope * rng.standard_normal(n)).astype(np.float32)[np.newaxis]
+
+
+def test_follow_delay_follows_an_inserted_gap_and_a_cut():
+    from deepaq.audio import follow_delay
+
+    ref = _speech_like(6.0)
+    gap, cut = int(0.04 * SR), int(0.03 * SR)
+    a, b = int(1.73 * SR), int(4.11 * SR)  # inside blocks, not on their edges
+    deg = np.concatenate([ref[:, :a], np.zeros((1, gap), np.float32), ref[:, a:b], ref[:, b + cut:]], axis=1)
+    jumps: list[int] = []
+    out = np.concatenate(list(follow_delay(_chunks(ref, 48000), _chunks(deg, 7000), SR, jumps)), axis=1)
+    assert jumps == [gap, -cut]
+    r, d = out[:1], out[1:]
+    after = slice(int(5.0 * SR), d.shape[1])  # past both jumps: sample-aligned again
+    np.testing.assert_array_equal(d[:, after], r[:, after])
+    again: list[int] = []  # any chunking gives the same
+    same = np.concatenate(list(follow_delay(_chunks(ref, 1000), _chunks(deg, 333333), SR, again)), axis=1)
+    np.testing.assert_array_equal(same, out)
+    assert again == jumps
+
+
+def test_follow_delay_leaves_a_constant_delay_and_phase_drift_alone():
+    """Coding noise on a steady delay, and a held tone whose phase drifts by up to 3 ms (as a
+    re-synthesis does): no jump, the output is the input side by side."""
+    from deepaq.audio import follow_delay
+
+    t = np.arange(int(4.0 * SR)) / SR
+    ref = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)[np.newaxis]
+    drift = 0.003 * np.sin(2 * np.pi * 0.3 * t)
+    resynth = (0.5 * np.sin(2 * np.pi * 220 * (t + drift))).astype(np.float32)[np.newaxis]
+    noisy = _speech_like(4.0) + 0.05 * np.random.default_rng(1).standard_normal((1, int(4.0 * SR))).astype(np.float32)
+    for r, d in ((ref, resynth), (_speech_like(4.0), noisy)):
+        jumps: list[int] = []
+        out = np.concatenate(list(follow_delay(iter([r]), iter([d]), SR, jumps)), axis=1)
+        assert jumps == []
+        np.testing.assert_array_equal(out, np.concatenate([r, d], axis=0))

@@ -438,3 +438,18 @@ def test_the_2f_part_leaves_out_the_edges(visqol_testdata):
     for a in range(0, ref.shape[1], edge // 3):
         small.add(np.concatenate([ref[:, a:a + edge // 3], inside[:, a:a + edge // 3]]))
     assert small.mms() == pytest.approx(mms(inside))
+
+
+def test_a_delay_that_jumps_within_the_pair_is_followed(model_dir, visqol_testdata):
+    """40 ms of silence inserted 3.23 s into 5.5 s of speech: after that block the pair is aligned again (the
+    jump is reported), so the last window compares the same samples; at a constant delay it
+    compares them 40 ms apart."""
+    speech, sr = read_audio(visqol_testdata / "CA01_01.wav")  # 2.7 s
+    ref = np.concatenate([speech, speech], axis=1)
+    at, gap = int(3.23 * sr), int(0.04 * sr)
+    deg = np.concatenate([ref[:, :at], np.zeros((ref.shape[0], gap), np.float32), ref[:, at:-gap]], axis=1)
+    followed = Scorer(model_dir, cache_dir=False).score(reference=(ref, sr), degraded=(deg, sr))
+    constant = Scorer(model_dir, cache_dir=False, follow_delay=False).score(reference=(ref, sr), degraded=(deg, sr))
+    assert followed.delay_jumps == (int(0.04 * 48000),) and constant.delay_jumps == ()
+    assert followed.windows[-1].start_s >= 4.0
+    assert followed.windows[-1].distance < 1e-6 < constant.windows[-1].distance

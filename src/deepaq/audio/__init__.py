@@ -1,6 +1,6 @@
 """Audio in and out: read any format, validate, resample, downmix, align pairs."""
 
-from deepaq.audio.align import AlignedPair, align_pair, estimate_delay
+from deepaq.audio.align import AlignedPair, align_pair, estimate_delay, follow_delay
 from deepaq.audio.io import read_audio, validate_audio, write_audio
 from deepaq.audio.load import AudioSource, load_audio
 from deepaq.audio.resample import resample, to_mono
@@ -10,6 +10,7 @@ __all__ = [
     "AudioSource",
     "align_pair",
     "estimate_delay",
+    "follow_delay",
     "load_audio",
     "read_audio",
     "resample",

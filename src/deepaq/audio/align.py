@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 from scipy import fft
@@ -107,3 +108,119 @@ def align_pair(
     if n == 0:
         raise AlignmentError(names[1], f"has no overlap with {names[0]} after removing a delay of {lag} samples")
     return AlignedPair(reference[:, :n], degraded[:, :n], lag, corr)
+
+
+# Following a delay that changes within a pair (a jitter buffer that grows or shrinks, a cut,
+# an inserted gap): block by block, the degraded signal is searched within +-FOLLOW_JUMP_S of
+# the current delay, and the delay moves only for a clear, large jump, so that phase drift of
+# a re-synthesis or the periodicity of a held tone never moves it (ViSQOL and PESQ align
+# patches or utterances for the same reason).
+FOLLOW_BLOCK_S = 0.5
+FOLLOW_JUMP_S = 0.1
+FOLLOW_MIN_JUMP_S = 0.005  # smaller shifts barely change 94 ms parts or PEAQ's 42 ms frames
+FOLLOW_MIN_PEAK = 0.5  # normalised correlation at the new delay, at least ...
+FOLLOW_MARGIN = 0.3  # ... and this much above the correlation at the current delay
+FOLLOW_UNIQUE = 0.05  # ... and above every lag more than 1 ms away (a held tone matches at each period)
+FOLLOW_SEARCH_RATE = 12000  # Hz: the search sums samples down to about this rate (4 at 48 kHz)
+
+
+def follow_delay(reference: Iterator[np.ndarray], degraded: Iterator[np.ndarray], sample_rate: int,
+                 jumps: list[int] | None = None) -> Iterator[np.ndarray]:
+    """`[ref channels + deg channels, n]` chunks of two aligned streams, the degraded one
+    re-aligned block by block where its delay jumps (see above); ends with the shorter stream.
+
+    Each jump found (in samples, + = the degraded signal fell further behind) is appended to
+    `jumps`. The block where a jump happens is compared at the delay before it, so a cut or a
+    gap still counts as damage there, about as much as a dropout of the same length.
+    """
+    block, reach = int(FOLLOW_BLOCK_S * sample_rate), int(FOLLOW_JUMP_S * sample_rate)
+    min_jump, step = int(FOLLOW_MIN_JUMP_S * sample_rate), max(1, sample_rate // FOLLOW_SEARCH_RATE)
+    ref, deg = _Samples(reference), _Samples(degraded)
+    start, delay = 0, 0  # block start in the reference; degraded index = reference index + delay
+    while True:
+        r = ref.read(start, start + block)
+        if r.shape[1] == 0:
+            return
+        if r.shape[1] == block and start + delay - reach >= 0:
+            around = deg.read(start + delay - reach, start + delay + block + reach)
+            if around.shape[1] == block + 2 * reach:
+                jump = _local_jump(to_mono(r)[0], to_mono(around)[0], reach, min_jump, step)
+                if jump and jumps is not None:
+                    jumps.append(jump)
+                delay += jump
+        d = deg.read(start + delay, start + delay + r.shape[1])
+        if d.shape[1] == 0:
+            return
+        yield np.concatenate([r[:, : d.shape[1]], d], axis=0)
+        if d.shape[1] < r.shape[1]:
+            return
+        start += block
+        ref.forget_before(start)
+        deg.forget_before(start + delay - 2 * reach)  # the next block may move back by up to `reach`
+
+
+def _local_jump(r: np.ndarray, around: np.ndarray, reach: int, min_jump: int, step: int) -> int:
+    """How far the best match of block `r` in `around` (`reach` samples more on each side)
+    lies from the middle, if it is a clear, large jump; else 0. The search runs on every
+    `step`-th sample's sum (jumps are >= `min_jump`), then the lag is refined at the full rate."""
+    n = r.size
+    here = around[reach : reach + n]
+    if _normalised_dot(r, here) > 1.0 - FOLLOW_MARGIN:
+        return 0  # no lag can beat the current one by the margin (a correlation is at most 1)
+    rc, ac, reach_c = _decimated(r, step), _decimated(around, step), reach // step
+    corr = _correlations(rc, ac, reach_c)
+    best = int(np.argmax(corr))
+    near = max(1, min_jump // (5 * step))  # 1 ms
+    others = np.concatenate([corr[: max(0, best - near)], corr[best + near + 1 :]])
+    clear = (corr[best] >= FOLLOW_MIN_PEAK and corr[best] >= corr[reach_c] + FOLLOW_MARGIN
+             and corr[best] >= (others.max() if others.size else -1.0) + FOLLOW_UNIQUE)
+    if not clear or abs(best - reach_c) * step < min_jump:
+        return 0
+    lags = range(max(0, (best - 1) * step), min(2 * reach, (best + 1) * step) + 1)
+    return max(lags, key=lambda k: _normalised_dot(r, around[k : k + n])) - reach
+
+
+def _decimated(x: np.ndarray, step: int) -> np.ndarray:
+    """Sums of `step` samples (a crude low-pass and down-sampling, enough to find a lag)."""
+    n = x.size // step * step
+    return x[:n].reshape(-1, step).sum(axis=1)
+
+
+def _correlations(r: np.ndarray, around: np.ndarray, reach: int) -> np.ndarray:
+    """Normalised correlation of `r` with `around` at each of its `2 * reach + 1` offsets."""
+    n = r.size
+    size = fft.next_fast_len(n + 2 * reach, real=True)  # long enough that no offset wraps
+    xc = fft.irfft(np.conj(fft.rfft(r, size)) * fft.rfft(around, size), size)[: 2 * reach + 1]
+    cumulative = np.concatenate([[0.0], np.cumsum(np.square(around, dtype=np.float64))])
+    energy = (cumulative[n : n + 2 * reach + 1] - cumulative[: 2 * reach + 1]) * float(np.dot(r, r))
+    return xc / np.sqrt(np.maximum(energy, 1e-30))
+
+
+def _normalised_dot(a: np.ndarray, b: np.ndarray) -> float:
+    energy = float(np.dot(a, a)) * float(np.dot(b, b))
+    return float(np.dot(a, b)) / math.sqrt(energy) if energy > 0.0 else 0.0
+
+
+class _Samples:
+    """A stream of `[channels, n]` chunks read by absolute sample index, forgetting the past."""
+
+    def __init__(self, chunks: Iterator[np.ndarray]):
+        self._chunks = iter(chunks)
+        self._buffer: np.ndarray | None = None
+        self._start = 0  # absolute index of the buffer's first sample
+
+    def read(self, a: int, b: int) -> np.ndarray:
+        """Samples `[a, b)`, fewer at the end of the stream (`a` not before what was forgotten)."""
+        while self._buffer is None or self._start + self._buffer.shape[1] < b:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buffer = chunk if self._buffer is None else np.concatenate([self._buffer, chunk], axis=1)
+        if self._buffer is None:
+            return np.zeros((1, 0), np.float32)
+        return self._buffer[:, max(0, a - self._start) : max(0, b - self._start)]
+
+    def forget_before(self, a: int) -> None:
+        if self._buffer is not None and a > self._start:
+            cut = min(a - self._start, self._buffer.shape[1])
+            self._buffer, self._start = self._buffer[:, cut:], self._start + cut

@@ -51,6 +51,7 @@ def scorer_options(args: argparse.Namespace, mapping=None) -> dict:
                 workers=args.workers, overlap=args.overlap, mono=not args.stereo,
                 max_delay_s=getattr(args, "max_delay", 1.0), backend=args.backend, threads=args.threads,
                 align_level=not getattr(args, "no_level_align", False),
+                follow_delay=not getattr(args, "constant_delay", False),
                 fusion=not getattr(args, "network_only", False))
 
 
@@ -91,6 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-level-align", action="store_true",
                         help="score the degraded file at its own level (default: scaled to the reference's level "
                              "first, as ViSQOL does; the level difference is reported either way)")
+    parser.add_argument("--constant-delay", action="store_true",
+                        help="keep the delay found at the start for the whole pair (default: follow it where it "
+                             "jumps by 5-100 ms, e.g. a jitter buffer, a cut or an inserted gap)")
     parser.add_argument("--network-only", action="store_true",
                         help="quality from the network's distance alone (default: mixed with the 2f-model's "
                              "MMS of the same pair where the model ships fusion.json; docs/scoring.md)")

@@ -260,6 +260,7 @@ class DeepaqDistance:
         self.fused = self.scorer.fusion is not None
         self.sample_rate = self.scorer.sample_rate
         level = "level aligned" if self.scorer.align_level else "level as it is"
+        level += ", delay followed" if self.scorer.follow_delay else ", constant delay"
         what = (f"quality: {self.scorer.fusion.describe()}, mapping {self.scorer.mapping.fingerprint}"
                 if self.fused else "full-reference distance")
         self.version = (f"{self.scorer.model_id} {self.scorer.model_version} ({self.scorer.weights_hash}), "

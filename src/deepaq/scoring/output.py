@@ -67,6 +67,9 @@ def format_text(job: ScoreJob, result: ScoreResult, reference_label: str | None 
     if result.delay_samples is not None:
         lines.append(f"delay      {1000 * result.delay_s:+.1f} ms  ({result.delay_samples:+d} samples at "
                      f"{result.sample_rate} Hz; + = degraded behind the reference)")
+        if result.delay_jumps:
+            steps = ", ".join(f"{1000 * j / result.sample_rate:+.1f}" for j in result.delay_jumps)
+            lines.append(f"           then jumps of {steps} ms within the pair, followed")
     if result.level_db is not None:
         lines.append(f"level      {result.level_db:+.2f} dB  (degraded re the reference; "
                      f"{'aligned before scoring' if result.level_aligned else 'scored as it is'})")

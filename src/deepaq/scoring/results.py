@@ -44,6 +44,7 @@ class ScoreResult:
     sample_rate: int
     duration_s: float
     delay_samples: int | None = None
+    delay_jumps: tuple[int, ...] = ()  # later changes of the delay, in samples (+ = further behind)
     level_db: float | None = None  # degraded level re the reference, dB (full reference)
     level_aligned: bool = False  # whether the degraded signal was scaled by -level_db before scoring
     model_quality: float | None = None  # the mapped distance alone

@@ -94,6 +94,9 @@ class Scorer:
     `align_level`: scale the degraded signal to the reference's level before scoring (full
     reference; the default, chosen on the listening tests: docs/scoring.md); either way each
     result reports the level difference (`level_db`).
+    `follow_delay`: follow the delay where it jumps within a pair (a jitter buffer, a cut, an
+    inserted gap; `deepaq.audio.follow_delay`), each jump reported in `delay_jumps`; False
+    keeps the one delay found at the start.
     `fusion`: mix the 2f-model's MMS into the full-reference quality as the model folder's
     `fusion.json` says (when it ships one and a mapping is in use); False: the network alone.
     """
@@ -103,7 +106,7 @@ class Scorer:
                  overlap: float | None = None, mono: bool = True, max_delay_s: float = 1.0, min_seconds: float = 1.0,
                  nmr_bank: Any = None, stream_above_s: float = STREAM_ABOVE_S, keep_memory: bool = True,
                  backend: str = "auto", threads: int | None = None, align_level: bool = True,
-                 fusion: bool = True):
+                 follow_delay: bool = True, fusion: bool = True):
         from deepaq.memory import keep_freed_memory
         from deepaq.models.checkpoint import weights_hash
         from deepaq.threads import set_threads
@@ -125,6 +128,7 @@ class Scorer:
         self.mono = mono
         self.max_delay_s = max_delay_s
         self.align_level = bool(align_level)
+        self.follow_delay = bool(follow_delay)
         self.batch_size = max(1, int(batch_size))
         self.workers = max(0, int(workers))
         self.stream_above_s = stream_above_s
@@ -287,21 +291,23 @@ class Scorer:
                               "of clean references, or 'default') or a reference= for full reference")
         return self.load_bank(spec)
 
-    def _prepare(self, job: ScoreJob) -> tuple[ScoreJob, Iterator[np.ndarray], int | None, float | None]:
+    def _prepare(self, job: ScoreJob
+                 ) -> tuple[ScoreJob, Iterator[np.ndarray], int | None, float | None, list[int] | None]:
         """Decode (and align) enough of an item to start windowing it; runs in worker threads."""
         if job.problem:
             raise ConfigError(job.problem)
         if job.reference is None:
             chunks = audio_chunks(job.degraded, self.sample_rate, mono=self.mono, stream_above_s=self.stream_above_s)
             first = next(chunks)
-            return job, itertools.chain([first], chunks), None, None
+            return job, itertools.chain([first], chunks), None, None, None
+        jumps: list[int] | None = [] if self.follow_delay else None  # filled as the chunks stream
         chunks, delay, level = aligned_chunks(job.reference, job.degraded, self.sample_rate, mono=self.mono,
                                               max_delay_s=self.max_delay_s, stream_above_s=self.stream_above_s,
-                                              align_level=self.align_level)
-        return job, chunks, delay, level
+                                              align_level=self.align_level, jumps=jumps)
+        return job, chunks, delay, level, jumps
 
     def _score_prepared(self, prepared, bank: EmbeddingBank | None) -> ScoreResult:
-        job, chunks, delay, level = prepared
+        job, chunks, delay, level, jumps = prepared
         first = next(chunks, None)
         if first is None:
             raise AudioError(source_name(job.degraded), "has no audio left after alignment")
@@ -350,6 +356,7 @@ class Scorer:
             sample_rate=self.sample_rate,
             duration_s=windower.total / self.sample_rate,
             delay_samples=delay,
+            delay_jumps=tuple(jumps or ()),
             level_db=level,
             level_aligned=self.align_level and level is not None,
             nmr_head=bank is not None and self.nmr_head is not None,

@@ -18,7 +18,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import soundfile as sf
 
-from deepaq.audio import AudioSource, align_pair, load_audio
+from deepaq.audio import AudioSource, align_pair, follow_delay, load_audio
 from deepaq.audio.io import SILENCE_PEAK
 from deepaq.errors import AudioError
 
@@ -121,8 +121,8 @@ def _zip_chunks(a: Iterator[np.ndarray], b: Iterator[np.ndarray]) -> Iterator[np
 
 
 def aligned_chunks(reference: AudioSource, degraded: AudioSource, sample_rate: int, *, mono: bool = True,
-                   max_delay_s: float = 1.0, stream_above_s: float = STREAM_ABOVE_S, align_level: bool = True
-                   ) -> tuple[Iterator[np.ndarray], int, float | None]:
+                   max_delay_s: float = 1.0, stream_above_s: float = STREAM_ABOVE_S, align_level: bool = True,
+                   jumps: list[int] | None = None) -> tuple[Iterator[np.ndarray], int, float | None]:
     """Chunks `[2 * channels, n]` (reference channels first) with the delay removed, the delay,
     and the level of the degraded signal relative to the reference in dB.
 
@@ -131,7 +131,9 @@ def aligned_chunks(reference: AudioSource, degraded: AudioSource, sample_rate: i
     all channels) on the same minute once aligned; the pair then streams on, trimmed to the
     length they share. With `align_level` the degraded signal is scaled by the opposite gain, as
     ViSQOL does, so a pure level change is not scored as damage (it is still reported). The
-    level is None when either signal is silent there; then nothing is scaled.
+    level is None when either signal is silent there; then nothing is scaled. With a `jumps`
+    list the delay is then followed where it jumps within the pair (`deepaq.audio.follow_delay`,
+    each jump appended to the list); without one it stays constant.
     """
     names = (source_name(reference), source_name(degraded))
     ref = audio_chunks(reference, sample_rate, mono=mono, stream_above_s=stream_above_s)
@@ -150,7 +152,7 @@ def aligned_chunks(reference: AudioSource, degraded: AudioSource, sample_rate: i
     if align_level and level is not None:
         gain = np.float32(10.0 ** (-level / 20.0))
         deg = (chunk * gain for chunk in deg)
-    return _zip_chunks(ref, deg), delay, level
+    return (_zip_chunks(ref, deg) if jumps is None else follow_delay(ref, deg, sample_rate, jumps)), delay, level
 
 
 def level_difference_db(reference: np.ndarray, degraded: np.ndarray) -> float | None:
