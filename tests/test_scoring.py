@@ -441,9 +441,9 @@ def test_the_2f_part_leaves_out_the_edges(visqol_testdata):
 
 
 def test_a_delay_that_jumps_within_the_pair_is_followed(model_dir, visqol_testdata):
-    """40 ms of silence inserted 3.23 s into 5.5 s of speech: after that block the pair is aligned again (the
-    jump is reported), so the last window compares the same samples; at a constant delay it
-    compares them 40 ms apart."""
+    """40 ms of silence inserted 3.23 s into 5.5 s of speech: after that block the pair is
+    aligned again (the jump is reported), so the last window compares the same samples; at a
+    constant delay it compares them 40 ms apart."""
     speech, sr = read_audio(visqol_testdata / "CA01_01.wav")  # 2.7 s
     ref = np.concatenate([speech, speech], axis=1)
     at, gap = int(3.23 * sr), int(0.04 * sr)

@@ -189,8 +189,7 @@ def _decimated(x: np.ndarray, step: int) -> np.ndarray:
 def _correlations(r: np.ndarray, around: np.ndarray, reach: int) -> np.ndarray:
     """Normalised correlation of `r` with `around` at each of its `2 * reach + 1` offsets."""
     n = r.size
-    size = fft.next_fast_len(n + 2 * reach, real=True)  # long enough that no offset wraps
-    xc = fft.irfft(np.conj(fft.rfft(r, size)) * fft.rfft(around, size), size)[: 2 * reach + 1]
+    xc = _correlation(r, around, 0, 2 * reach)
     cumulative = np.concatenate([[0.0], np.cumsum(np.square(around, dtype=np.float64))])
     energy = (cumulative[n : n + 2 * reach + 1] - cumulative[: 2 * reach + 1]) * float(np.dot(r, r))
     return xc / np.sqrt(np.maximum(energy, 1e-30))
